@@ -1,0 +1,67 @@
+"""LLM provider interface and the synthesis request.
+
+``opsforge_core.llm.synthesize(request, settings, on_text)`` is the one entry point the
+orchestrator calls. It builds the prompt, calls the configured provider through the shared
+rate limiter and retry layer, validates the answer, and falls back to the offline synthesis
+(marked ``fallback=True`` with the reason) when the provider fails or answers badly.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from opsforge_core.models import AgentResult, Alert, Pattern
+
+TextCallback = Callable[[str], None]
+
+
+@dataclass
+class SynthesisRequest:
+    """What the synthesis sees: the alerts, every agent's result and what memory recalled.
+
+    ``rule_severity`` and ``rule_root_cause`` are the rule-based values computed from the
+    agents' findings; an LLM answer may refine but never lower the severity below them.
+    """
+
+    incident_id: str
+    alerts: list[Alert]
+    results: list[AgentResult]
+    rule_severity: str
+    rule_root_cause: str | None = None
+    rule_fault_kind: str | None = None
+    similar_incidents: list[dict[str, Any]] = field(default_factory=list)
+    patterns: list[Pattern] = field(default_factory=list)
+
+
+@dataclass
+class Completion:
+    """The raw answer of one provider call."""
+
+    text: str
+    stop_reason: str | None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    model_id: str = ""
+
+
+class LLMProvider(ABC):
+    """One LLM backend. Adapters raise ``LLMError`` (with ``retryable``) and nothing else."""
+
+    name: str = "provider"
+    model_id: str = ""
+
+    @abstractmethod
+    def complete(
+        self,
+        system: str,
+        messages: list[dict[str, Any]],
+        max_tokens: int,
+        on_text: TextCallback | None = None,
+        timeout: float | None = None,
+    ) -> Completion:
+        """Send one request; stream text to ``on_text`` when given."""
+
+    def check(self) -> None:  # noqa: B027 - optional hook
+        """Raise ``LLMError`` with the fix when the provider is not usable; default: usable."""
