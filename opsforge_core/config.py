@@ -7,8 +7,8 @@ the variable and what it accepts. Secrets (the API token) are kept out of ``repr
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Mapping
 
 from opsforge_core.errors import ConfigError
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import uuid
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
@@ -29,12 +29,12 @@ SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "high": 2, "critical":
 def utc(value: datetime) -> datetime:
     """Return ``value`` as an aware UTC datetime; a naive datetime is taken as UTC."""
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def iso(value: datetime | None) -> str | None:
@@ -174,7 +174,7 @@ class MetricSeries:
         return int(self.values.size)
 
     def times(self) -> list[datetime]:
-        return [datetime.fromtimestamp(t, tz=timezone.utc) for t in self.timestamps.tolist()]
+        return [datetime.fromtimestamp(t, tz=UTC) for t in self.timestamps.tolist()]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -183,8 +183,8 @@ class MetricSeries:
             "unit": self.unit,
             "kind": self.kind,
             "points": [
-                [iso(datetime.fromtimestamp(t, tz=timezone.utc)), json_safe(v)]
-                for t, v in zip(self.timestamps.tolist(), self.values.tolist())
+                [iso(datetime.fromtimestamp(t, tz=UTC)), json_safe(v)]
+                for t, v in zip(self.timestamps.tolist(), self.values.tolist(), strict=True)
             ],
         }
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from opsforge_core.models import Alert, AgentResult, MetricSeries, utcnow
+from opsforge_core.models import AgentResult, Alert, MetricSeries, utcnow
 from opsforge_core.topology import ServiceGraph
 
 if TYPE_CHECKING:

@@ -9,8 +9,9 @@ rate limiter and retry layer, validates the answer, and falls back to the offlin
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from opsforge_core.models import AgentResult, Alert, Pattern
 

@@ -163,7 +163,9 @@ class Store(ABC):
         """
 
     @abstractmethod
-    def add_pattern_feedback(self, pattern_id: str, confirmed: bool, root_cause: str | None) -> Pattern:
+    def add_pattern_feedback(
+        self, pattern_id: str, confirmed: bool, root_cause: str | None
+    ) -> Pattern:
         """Count one confirmation or rejection atomically; a rejection with a ``root_cause``
         replaces the pattern's root cause."""
 
