@@ -1,0 +1,13 @@
+"""LLM synthesis: providers (offline, Bedrock, Anthropic), prompt, answer checks, fallback."""
+
+from opsforge_core.llm.base import Completion, LLMProvider, SynthesisRequest
+from opsforge_core.llm.offline import offline_synthesis
+from opsforge_core.llm.synthesis import synthesize
+
+__all__ = [
+    "Completion",
+    "LLMProvider",
+    "SynthesisRequest",
+    "offline_synthesis",
+    "synthesize",
+]

@@ -1,0 +1,137 @@
+"""The offline synthesis: a deterministic answer built from the agents' findings alone.
+
+It needs no account and no network, so it is the default provider and the fallback whenever an
+LLM call fails or answers badly. The same request always gives the same synthesis.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from opsforge_core.llm import findings as fx
+from opsforge_core.llm.base import SynthesisRequest
+from opsforge_core.llm.runbooks import FAULT_KINDS, actions_for, guess_fault_kind
+from opsforge_core.models import SEVERITIES, SEVERITY_RANK, Synthesis, max_severity
+
+OFFLINE_PROVIDER = "offline"
+OFFLINE_MODEL_ID = "rules-v1"
+
+# Confidence scale per source of the root cause: a ranked dependency walk is worth more than
+# the earliest anomaly, which is worth more than the earliest alert.
+_SOURCE_WEIGHT = {"rootcause": 1.0, "rule": 0.8, "predictiveops": 0.6, "alert": 0.3}
+
+
+def offline_synthesis(request: SynthesisRequest) -> Synthesis:
+    """Build the rule-based synthesis of ``request``; never raises on missing findings."""
+    root_cause, source, evidence = _root_cause(request)
+    fault_kind = _fault_kind(request)
+    anomalies = fx.earliest_anomalies(request.results)
+    evidence += [f"predictiveops.anomalies[{i}]" for i, _ in anomalies]
+    evidence = list(dict.fromkeys(evidence))
+    blast = blast_radius(request, root_cause)
+    return Synthesis(
+        provider=OFFLINE_PROVIDER,
+        model_id=OFFLINE_MODEL_ID,
+        summary=_summary(request, root_cause, fault_kind, blast, anomalies),
+        root_cause=root_cause,
+        confidence=_confidence(request, source),
+        severity=rule_severity(request),
+        actions=actions_for(fault_kind, root_cause),
+        evidence=evidence,
+    )
+
+
+def rule_severity(request: SynthesisRequest) -> str:
+    """Return the request's rule severity, or the worst alert severity if it is invalid."""
+    if request.rule_severity in SEVERITIES:
+        return request.rule_severity
+    return max_severity([a.severity for a in request.alerts if a.severity in SEVERITY_RANK])
+
+
+def _root_cause(request: SynthesisRequest) -> tuple[str, str, list[str]]:
+    """Return (service, source, evidence) by the precedence the orchestrator documents."""
+    rootcause = fx.ok_result(request.results, "rootcause")
+    if rootcause is not None:
+        named = rootcause.findings.get("root_cause")
+        ranked = fx.ranking(request.results)
+        top = fx.entry_service(ranked[0]) if ranked else None
+        if isinstance(named, str) and named:
+            evidence = ["rootcause.root_cause"]
+            if top == named:
+                evidence.append("rootcause.ranking[0]")
+            return named, "rootcause", evidence
+        if top:
+            return top, "rootcause", ["rootcause.ranking[0]"]
+    if request.rule_root_cause:
+        return request.rule_root_cause, "rule", []
+    anomalies = fx.earliest_anomalies(request.results, limit=1)
+    if anomalies:
+        index, entry = anomalies[0]
+        return fx.entry_service(entry) or "", "predictiveops", [f"predictiveops.anomalies[{index}]"]
+    alert = fx.earliest_alert(request.alerts)
+    if alert is not None:
+        return alert.service, "alert", []
+    return "unknown", "alert", []
+
+
+def _fault_kind(request: SynthesisRequest) -> str:
+    if request.rule_fault_kind in FAULT_KINDS:
+        return request.rule_fault_kind
+    rootcause = fx.ok_result(request.results, "rootcause")
+    named = rootcause.findings.get("fault_kind") if rootcause else None
+    if named in FAULT_KINDS:
+        return named
+    texts = [f"{a.name} {a.summary}" for a in request.alerts]
+    texts += [fx.describe_anomaly(a) for a in fx.anomalies(request.results)]
+    return guess_fault_kind(texts)
+
+
+def blast_radius(request: SynthesisRequest, root_cause: str) -> list[str]:
+    """Return the affected services other than the root cause, sorted.
+
+    The rootcause agent's ``blast_radius`` finding wins; otherwise every service with an alert
+    or an anomaly counts.
+    """
+    rootcause = fx.ok_result(request.results, "rootcause")
+    named = rootcause.findings.get("blast_radius") if rootcause else None
+    if isinstance(named, list) and all(isinstance(s, str) for s in named):
+        return sorted(set(named) - {root_cause})
+    services = {a.service for a in request.alerts}
+    services |= {fx.entry_service(a) for a in fx.anomalies(request.results)} - {None}
+    return sorted(services - {root_cause})
+
+
+def _confidence(request: SynthesisRequest, source: str) -> float:
+    weight = _SOURCE_WEIGHT.get(source, 0.3)
+    if source == "rootcause":
+        agent = fx.ok_result(request.results, "rootcause")
+        base = agent.confidence if agent else 0.5
+    else:
+        ran = [r.confidence for r in request.results if r.status == "ok"]
+        base = max(ran, default=0.5)
+    value = max(0.0, min(1.0, float(base))) * weight
+    return round(value, 3)
+
+
+def _summary(
+    request: SynthesisRequest,
+    root_cause: str,
+    fault_kind: str,
+    blast: list[str],
+    anomalies: list[tuple[int, object]],
+) -> str:
+    kind = fault_kind.replace("_", " ")
+    parts = [f"Probable root cause: {root_cause} ({kind})."]
+    if blast:
+        shown = ", ".join(blast[:8]) + (f" and {len(blast) - 8} more" if len(blast) > 8 else "")
+        parts.append(f"Blast radius: {len(blast)} other service(s): {shown}.")
+    else:
+        parts.append("Blast radius: no other service is affected.")
+    if anomalies:
+        labels = "; ".join(fx.describe_anomaly(entry) for _, entry in anomalies)
+        parts.append(f"First anomalies: {labels}.")
+    if request.alerts:
+        counts = Counter(a.severity for a in request.alerts)
+        by_severity = ", ".join(f"{counts[s]} {s}" for s in SEVERITIES if counts[s])
+        parts.append(f"{len(request.alerts)} alert(s): {by_severity}.")
+    return " ".join(parts)
