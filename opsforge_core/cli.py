@@ -1,0 +1,184 @@
+"""Command-line interface: ``python -m opsforge_core analyze|store|serve``.
+
+Errors print one line naming the problem and the fix, and exit with status 2 for bad input
+and 1 for a failing backend; no traceback reaches the user unless ``--debug`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from opsforge_core.config import Settings
+from opsforge_core.errors import ConfigError, IngestError, OpsForgeError
+from opsforge_core.models import IncidentReport
+from opsforge_core.report_text import format_report
+
+logger = logging.getLogger(__name__)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m opsforge_core",
+        description="OpsForge incident analysis from the command line.",
+    )
+    parser.add_argument("--debug", action="store_true", help="log at debug level, show tracebacks")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    analyze = commands.add_parser(
+        "analyze",
+        help="analyze a file of events, or a PetShop issue folder",
+        description="Analyze FILE (JSON or JSONL in any supported format: OpsForge, "
+        "Alertmanager, CloudWatch, SNS, PagerDuty, simulator scenario) or a PetShop issue "
+        "folder holding metrics.csv and target.json.",
+    )
+    analyze.add_argument("path", help="events file, or PetShop issue folder")
+    analyze.add_argument(
+        "--agents", help="comma-separated agents to run instead of the selector's choice"
+    )
+    analyze.add_argument("--json", action="store_true", help="print the report as JSON")
+    analyze.add_argument(
+        "--no-store", action="store_true", help="analyze without storing the incident"
+    )
+
+    store = commands.add_parser("store", help="manage the store's tables")
+    store.add_argument("action", choices=["init", "describe"], help="create tables or list them")
+
+    serve = commands.add_parser("serve", help="run the HTTP ingestion API (uvicorn)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8080, help="TCP port to listen on")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = Settings.from_env()
+        if args.command == "analyze":
+            return _analyze(args, settings)
+        if args.command == "store":
+            return _store(args.action, settings)
+        return _serve(args.host, args.port, settings)
+    except (IngestError, ConfigError) as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OpsForgeError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def _load_input(path: Path) -> dict[str, Any]:
+    """Read alerts, series, graph, symptom and ground truth from a file or PetShop folder."""
+    if path.is_dir():
+        from opsforge_core import petshop
+
+        if not (path / "metrics.csv").is_file():
+            raise IngestError(str(path), "folder has no metrics.csv; give a PetShop issue folder")
+        series, graph, symptom, truth = petshop.load_issue(path)
+        return {
+            "alerts": [],
+            "series": series,
+            "graph": graph,
+            "symptom": symptom,
+            "truth": truth,
+            "rejected": [],
+        }
+    if not path.is_file():
+        raise IngestError(str(path), "file not found")
+
+    from opsforge_core.ingest import parse_file
+    from opsforge_core.topology import ServiceGraph
+
+    batch = parse_file(path)
+    graph = ServiceGraph.from_pairs(batch.topology) if batch.topology else None
+    truth = (batch.scenario or {}).get("ground_truth")
+    return {
+        "alerts": batch.alerts,
+        "series": batch.series,
+        "graph": graph,
+        "symptom": None,
+        "truth": truth,
+        "rejected": batch.rejected,
+    }
+
+
+def _analyze(args: argparse.Namespace, settings: Settings) -> int:
+    from opsforge_core.orchestrator import Orchestrator
+
+    loaded = _load_input(Path(args.path))
+    for rejection in loaded["rejected"]:
+        print(
+            f"rejected record {rejection.index}: {rejection.field}: {rejection.reason}",
+            file=sys.stderr,
+        )
+    if not loaded["alerts"] and not loaded["series"]:
+        raise IngestError(args.path, "no valid alerts or metric series in the input")
+
+    agents = [a.strip() for a in args.agents.split(",") if a.strip()] if args.agents else None
+    orchestrator = Orchestrator(settings=settings)
+
+    def progress(step: str, detail: str, fraction: float) -> None:
+        if not args.json:
+            print(f"[{fraction:4.0%}] {step}: {detail}", file=sys.stderr)
+
+    report = orchestrator.handle_incident(
+        loaded["alerts"],
+        loaded["series"],
+        agents,
+        graph=loaded["graph"],
+        symptom=loaded["symptom"],
+        progress=progress,
+        persist=not args.no_store,
+    )
+    _print_report(report, loaded["truth"], args.json)
+    return 0
+
+
+def _print_report(report: IncidentReport, truth: dict[str, Any] | None, as_json: bool) -> None:
+    if as_json:
+        data = report.to_dict()
+        for alert in data["alerts"]:
+            alert.pop("raw", None)
+        if truth is not None:
+            data["ground_truth"] = truth
+        print(json.dumps(data, indent=2, default=str))
+        return
+    print(format_report(report))
+    if truth is not None:
+        print(f"\nGround truth in the input: {json.dumps(truth, default=str)}")
+
+
+def _store(action: str, settings: Settings) -> int:
+    from opsforge_core.store import cli as store_cli
+
+    if action == "init":
+        created = store_cli.init_tables(settings)
+        names = ", ".join(created) if created else "none (all tables already exist)"
+        print(f"store {settings.store}: created {names}")
+        return 0
+    from opsforge_core.store import open_store
+
+    for table in open_store(settings).describe_tables():
+        keys = ", ".join(f"{k['AttributeName']} ({k['KeyType']})" for k in table.key_schema)
+        indexes = f"; indexes: {', '.join(table.indexes)}" if table.indexes else ""
+        print(f"{table.name}: {table.item_count} items; key: {keys}{indexes}")
+    return 0
+
+
+def _serve(host: str, port: int, settings: Settings) -> int:
+    from opsforge_core.api import serve
+
+    serve(host, port, settings)
+    return 0
