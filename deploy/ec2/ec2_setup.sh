@@ -1,0 +1,189 @@
+#!/usr/bin/env bash
+# Set up OpsForge on an Ubuntu or Debian host: system packages, the opsforge service user, the
+# app under /opt/opsforge with its virtual environment, the nginx site with basic auth, and the
+# console, API and simulator systemd units. Idempotent: a second run changes nothing.
+#
+# Run as root from a checkout:  sudo deploy/ec2/ec2_setup.sh
+#
+# Environment (all optional):
+#   OPSFORGE_TLS_CERT, OPSFORGE_TLS_KEY  certificate and key paths; enables HTTPS on 443
+#   OPSFORGE_ADMIN_USER                  console login name (default: admin)
+#   OPSFORGE_ROOT                        prefix for every path written (tests use a temp dir)
+#   OPSFORGE_SKIP_SYSTEM=1               skip apt-get, useradd, the virtual environment, chown
+#                                        and systemctl (tests)
+set -euo pipefail
+
+SRC_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+ROOT="${OPSFORGE_ROOT:-}"
+SKIP_SYSTEM="${OPSFORGE_SKIP_SYSTEM:-0}"
+APP_DIR="$ROOT/opt/opsforge"
+STATE_DIR="$ROOT/var/lib/opsforge"
+ETC_DIR="$ROOT/etc/opsforge"
+NGINX_DIR="$ROOT/etc/nginx"
+UNIT_DIR="$ROOT/etc/systemd/system"
+ADMIN_USER="${OPSFORGE_ADMIN_USER:-admin}"
+UNITS=(opsforge-console opsforge-api opsforge-simulator)
+CHANGED=0
+
+log() { printf 'ec2_setup: %s\n' "$*"; }
+
+# Install FILE to DEST with MODE only when the content differs, so reruns touch nothing.
+install_if_changed() {
+  local src="$1" dest="$2" mode="$3"
+  if [[ -f "$dest" ]] && cmp -s "$src" "$dest"; then
+    return 0
+  fi
+  install -D -m "$mode" "$src" "$dest"
+  log "wrote $dest"
+  CHANGED=1
+}
+
+system_packages() {
+  [[ "$SKIP_SYSTEM" == 1 ]] && return 0
+  local missing=()
+  for pkg in python3 python3-venv nginx apache2-utils rsync openssl; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" \
+      || missing+=("$pkg")
+  done
+  if ((${#missing[@]})); then
+    log "installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  fi
+}
+
+service_user() {
+  [[ "$SKIP_SYSTEM" == 1 ]] && return 0
+  if ! id opsforge >/dev/null 2>&1; then
+    useradd --system --home-dir /var/lib/opsforge --shell /usr/sbin/nologin opsforge
+    log "created user opsforge"
+  fi
+}
+
+app_files() {
+  mkdir -p "$APP_DIR" "$STATE_DIR" "$ETC_DIR"
+  # --checksum keeps a rerun from rewriting unchanged files.
+  local synced
+  synced="$(rsync -a --itemize-changes --checksum --delete \
+    --exclude .git --exclude .venv --exclude node_modules --exclude /data \
+    --exclude tests/artifacts --exclude bench/results --exclude '__pycache__' \
+    "$SRC_DIR/" "$APP_DIR/")"
+  if [[ -n "$synced" ]]; then
+    log "updated the app in $APP_DIR"
+    CHANGED=1
+  fi
+  # Tests skip the virtual environment: installing the requirements takes minutes.
+  [[ "$SKIP_SYSTEM" == 1 ]] && return 0
+  if [[ ! -x "$APP_DIR/.venv/bin/python" ]]; then
+    python3 -m venv "$APP_DIR/.venv"
+    log "created $APP_DIR/.venv"
+  fi
+  local stamp="$APP_DIR/.venv/.requirements.sha256"
+  local want
+  want="$(sha256sum "$APP_DIR/requirements.txt" | cut -d' ' -f1)"
+  if [[ ! -f "$stamp" ]] || [[ "$(cat "$stamp")" != "$want" ]]; then
+    "$APP_DIR/.venv/bin/pip" install --quiet --upgrade pip
+    "$APP_DIR/.venv/bin/pip" install --quiet -r "$APP_DIR/requirements.txt"
+    echo "$want" >"$stamp"
+    log "installed requirements"
+  fi
+  chown -R opsforge:opsforge "$STATE_DIR"
+}
+
+# Secrets are generated once and never overwritten, so a rerun keeps the same credentials.
+secrets() {
+  local env_file="$ETC_DIR/opsforge.env"
+  if [[ ! -f "$env_file" ]]; then
+    umask 027
+    {
+      echo "OPSFORGE_API_TOKEN=$(openssl rand -hex 24)"
+      echo "OPSFORGE_STORE=sqlite"
+      echo "OPSFORGE_LLM_PROVIDER=offline"
+    } >"$env_file"
+    log "wrote $env_file with a new API token"
+    CHANGED=1
+  fi
+  local htpasswd="$NGINX_DIR/opsforge/htpasswd"
+  if [[ ! -f "$htpasswd" ]]; then
+    mkdir -p "$NGINX_DIR/opsforge"
+    local password
+    password="$(openssl rand -base64 18)"
+    printf '%s:%s\n' "$ADMIN_USER" "$(openssl passwd -apr1 "$password")" >"$htpasswd"
+    chmod 640 "$htpasswd"
+    log "console login: $ADMIN_USER / $password (shown once; stored hashed in $htpasswd)"
+    CHANGED=1
+  fi
+}
+
+nginx_site() {
+  install_if_changed "$SRC_DIR/deploy/ec2/nginx/opsforge.conf" \
+    "$NGINX_DIR/sites-available/opsforge" 644
+  mkdir -p "$NGINX_DIR/sites-enabled"
+  if [[ "$(readlink "$NGINX_DIR/sites-enabled/opsforge" 2>/dev/null)" != \
+    "/etc/nginx/sites-available/opsforge" ]]; then
+    ln -sfn /etc/nginx/sites-available/opsforge "$NGINX_DIR/sites-enabled/opsforge"
+    CHANGED=1
+  fi
+  if [[ -e "$NGINX_DIR/sites-enabled/default" || -L "$NGINX_DIR/sites-enabled/default" ]]; then
+    rm -f "$NGINX_DIR/sites-enabled/default"
+    CHANGED=1
+  fi
+  tls_snippet
+}
+
+tls_snippet() {
+  local snippet="$NGINX_DIR/opsforge/tls.conf"
+  if [[ -n "${OPSFORGE_TLS_CERT:-}" && -n "${OPSFORGE_TLS_KEY:-}" ]]; then
+    local tmp
+    tmp="$(mktemp)"
+    cat >"$tmp" <<EOF
+listen 443 ssl;
+listen [::]:443 ssl;
+ssl_certificate ${OPSFORGE_TLS_CERT};
+ssl_certificate_key ${OPSFORGE_TLS_KEY};
+ssl_protocols TLSv1.2 TLSv1.3;
+add_header Strict-Transport-Security "max-age=31536000" always;
+if (\$scheme = http) { return 301 https://\$host\$request_uri; }
+EOF
+    install_if_changed "$tmp" "$snippet" 644
+    rm -f "$tmp"
+  elif [[ -f "$snippet" ]]; then
+    rm -f "$snippet"
+    log "removed $snippet (no certificate configured)"
+    CHANGED=1
+  fi
+}
+
+systemd_units() {
+  for unit in "${UNITS[@]}"; do
+    install_if_changed "$SRC_DIR/deploy/ec2/systemd/$unit.service" "$UNIT_DIR/$unit.service" 644
+  done
+  [[ "$SKIP_SYSTEM" == 1 ]] && return 0
+  nginx -t -q
+  if [[ "$CHANGED" == 1 ]]; then
+    systemctl daemon-reload
+    systemctl restart "${UNITS[@]}"
+    systemctl reload-or-restart nginx
+  fi
+  systemctl enable --now --quiet "${UNITS[@]}" nginx
+}
+
+main() {
+  if [[ "$SKIP_SYSTEM" != 1 && "$(id -u)" != 0 ]]; then
+    echo "ec2_setup: run as root (sudo $0)" >&2
+    exit 1
+  fi
+  system_packages
+  service_user
+  app_files
+  secrets
+  nginx_site
+  systemd_units
+  if [[ "$CHANGED" == 1 ]]; then
+    log "done; the console is at http://<host>/ and the API at http://<host>/api/"
+  else
+    log "nothing to change"
+  fi
+}
+
+main "$@"
