@@ -1,0 +1,174 @@
+"""Trend forecasts of gauges towards a limit: when will the disk be full?
+
+The trend is a Theil-Sen line (the median of pairwise slopes, robust to spikes and to a few
+wrong samples) fitted to the recent part of the series. The crossing time comes with a
+prediction interval: the early bound uses the upper slope bound of the fit plus 1.96 residual
+standard deviations, the late bound the lower slope bound minus the same margin. A trend that
+is flat, falling, or not significantly rising gives no crossing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from opsforge_core.agents.detect import PreparedSeries, prepare
+from opsforge_core.models import MetricSeries
+
+logger = logging.getLogger(__name__)
+
+FIT_POINTS = 360  # most recent points used for the trend
+MIN_POINTS = 12
+PI_Z = 1.96  # two-sided 95% prediction interval on the residual noise
+SLOPE_CONFIDENCE = 0.95
+
+# Limits of gauges that exhaust a resource, by metric name. Values are in the metric's own
+# unit, so these apply only to percentages (checked in ``default_limit``).
+PERCENT_LIMITS: tuple[tuple[re.Pattern[str], float], ...] = (
+    (re.compile(r"disk|filesystem|fs_|volume|storage|inode", re.I), 95.0),
+    (re.compile(r"mem|heap|swap", re.I), 95.0),
+    (re.compile(r"pool|connection|conn_|thread", re.I), 95.0),
+)
+
+
+@dataclass(slots=True)
+class Forecast:
+    """A gauge's trend and when it crosses ``limit``, with a 95% band on that time.
+
+    ``status`` is ``crossing`` (an ETA is given), ``breached`` (already at or past the limit),
+    ``no_crossing`` (flat, falling or insignificant trend) or ``insufficient_data``. Times are
+    epoch seconds; ``eta_seconds`` counts from the last sample.
+    """
+
+    series_key: str
+    service: str
+    metric: str
+    limit: float
+    status: str
+    current: float = 0.0
+    slope_per_hour: float = 0.0
+    eta_seconds: float | None = None
+    crossing_ts: float | None = None
+    earliest_ts: float | None = None
+    latest_ts: float | None = None
+    confidence: float = 0.0
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def default_limit(series: MetricSeries) -> float | None:
+    """Return the exhaustion limit for a percentage gauge named like disk, memory or pool use."""
+    if series.kind != "gauge":
+        return None
+    unit = series.unit.lower()
+    percent = unit in {"%", "percent", "pct"} or "percent" in series.metric.lower()
+    if not percent:
+        return None
+    for pattern, limit in PERCENT_LIMITS:
+        if pattern.search(series.metric):
+            return limit
+    return None
+
+
+def _fit(ts: np.ndarray, vals: np.ndarray) -> tuple[float, float, float, float, float, float]:
+    """Return (pivot time, pivot value, slope, slope low, slope high, residual sd)."""
+    pivot_t = float(np.median(ts))
+    slope, _, low, high = stats.theilslopes(vals, ts, alpha=SLOPE_CONFIDENCE)
+    pivot_v = float(np.median(vals - slope * (ts - pivot_t)))
+    residual = vals - (pivot_v + slope * (ts - pivot_t))
+    sd = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
+    return pivot_t, pivot_v, float(slope), float(low), float(high), sd
+
+
+def _solve(pivot_t: float, pivot_v: float, slope: float, limit: float) -> float | None:
+    """Return when the line through (pivot_t, pivot_v) with ``slope`` reaches ``limit``."""
+    if slope <= 0:
+        return None
+    return pivot_t + (limit - pivot_v) / slope
+
+
+def forecast_crossing(
+    series: MetricSeries | PreparedSeries,
+    limit: float,
+    now: float | None = None,
+) -> Forecast:
+    """Forecast when a rising gauge reaches ``limit`` (same unit as the series).
+
+    ``now`` (epoch seconds) is where the ETA counts from; the last sample when None.
+    """
+    prepared = series if isinstance(series, PreparedSeries) else prepare(series)
+    result = Forecast(prepared.key, prepared.service, prepared.metric, float(limit), "no_crossing")
+    finite = np.isfinite(prepared.values)
+    ts, vals = prepared.timestamps[finite][-FIT_POINTS:], prepared.values[finite][-FIT_POINTS:]
+    if ts.size < MIN_POINTS:
+        result.status = "insufficient_data"
+        result.reason = f"{ts.size} points; need {MIN_POINTS}"
+        return result
+    pivot_t, pivot_v, slope, low, high, sd = _fit(ts, vals)
+    last = float(ts[-1]) if now is None else float(now)
+    result.current = float(pivot_v + slope * (last - pivot_t))
+    result.slope_per_hour = slope * 3600.0
+    if result.current >= limit or float(np.median(vals[-3:])) >= limit:
+        result.status = "breached"
+        result.eta_seconds = 0.0
+        result.crossing_ts = last
+        result.confidence = 1.0
+        result.reason = f"at {result.current:.4g}, already at or past {limit:.4g}"
+        return result
+    if slope <= 0 or low <= 0:
+        result.reason = _no_trend_reason(slope, low, high)
+        return result
+    crossing = _solve(pivot_t, pivot_v, slope, limit)
+    earliest = _solve(pivot_t, pivot_v + PI_Z * sd, high, limit)
+    latest = _solve(pivot_t, pivot_v - PI_Z * sd, low, limit)
+    result.status = "crossing"
+    result.crossing_ts = crossing
+    result.eta_seconds = max(0.0, crossing - last)
+    result.earliest_ts = max(last, earliest) if earliest is not None else None
+    result.latest_ts = latest
+    result.confidence = _confidence(slope, low, high, result.eta_seconds, float(ts[-1] - ts[0]))
+    result.reason = (
+        f"rising {result.slope_per_hour:.4g}/h from {result.current:.4g}; "
+        f"reaches {limit:.4g} in {_duration(result.eta_seconds)}"
+    )
+    return result
+
+
+def _confidence(slope: float, low: float, high: float, eta: float, span: float) -> float:
+    """Combine how tight the slope is with how far past the fitted span the crossing lies."""
+    tightness = 1.0 - min(1.0, (high - low) / (2.0 * slope))
+    reach = 1.0 if eta <= span else span / eta
+    return round(max(0.0, min(1.0, tightness * reach)), 3)
+
+
+def _no_trend_reason(slope: float, low: float, high: float) -> str:
+    if slope <= 0:
+        return f"trend {slope * 3600:.4g}/h is flat or falling"
+    return (
+        f"rising {slope * 3600:.4g}/h but the 95% slope interval "
+        f"[{low * 3600:.4g}, {high * 3600:.4g}]/h includes zero"
+    )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 86400 * 2:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def forecast_series(series: MetricSeries, limit: float | None = None) -> Forecast | None:
+    """Forecast ``series`` against ``limit`` or its default limit; None when it has neither."""
+    limit = default_limit(series) if limit is None else limit
+    if limit is None or not math.isfinite(limit):
+        return None
+    return forecast_crossing(series, limit)
