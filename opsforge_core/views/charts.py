@@ -1,0 +1,254 @@
+"""Plotly figures for the console: metrics per service, one anomaly, a forecast, the graph.
+
+Every builder takes plain data (models, dicts, arrays) and returns a ``go.Figure``. Times go to
+the browser as UTC wall-clock values and the axes say so. Each figure sends at most
+``max_points`` data points: long series are cut down by ``downsample_minmax``.
+
+Plotly renders a small set of HTML tags in titles and hover text, so every string that came
+from an alert, a label or a service name passes through ``html.escape`` first.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from opsforge_core.models import SEVERITY_RANK, Alert, MetricSeries
+from opsforge_core.views.text import shorten
+
+MAX_POINTS = 5000
+# Severity colours shared by the alert strip and the tables' legend.
+SEVERITY_COLORS = {
+    "critical": "#d62728",
+    "high": "#ff7f0e",
+    "warning": "#e6b800",
+    "info": "#1f77b4",
+}
+TIME_AXIS_TITLE = "time (UTC)"
+
+
+def plain(text: object) -> str:
+    """Escape ``text`` for Plotly titles, labels and hover text."""
+    return html.escape("" if text is None else str(text), quote=True)
+
+
+def to_datetime64(timestamps: np.ndarray) -> np.ndarray:
+    """Convert epoch seconds (UTC) to naive ``datetime64[ms]`` values, which Plotly shows as is."""
+    millis = np.round(np.asarray(timestamps, dtype=np.float64) * 1000.0).astype(np.int64)
+    return millis.astype("datetime64[ms]")
+
+
+def downsample_minmax(
+    x: np.ndarray, y: np.ndarray, max_points: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cut a series to at most ``max_points`` points, keeping each bucket's minimum and maximum.
+
+    Points are split into equal-count buckets in time order; every bucket keeps its lowest and
+    highest sample in their original order, so spikes and dips survive. A bucket with no finite
+    value keeps one NaN point, so a gap in the data stays a gap in the line.
+    """
+    x = np.asarray(x)
+    y = np.asarray(y, dtype=np.float64)
+    n = y.size
+    if n <= max_points:
+        return x, y
+    if max_points < 2:
+        raise ValueError(f"max_points must be at least 2, got {max_points}")
+    bucket_size = int(np.ceil(n / (max_points // 2)))
+    buckets = int(np.ceil(n / bucket_size))
+    padded = np.full(buckets * bucket_size, np.nan)
+    padded[:n] = y
+    grid = padded.reshape(buckets, bucket_size)
+    finite = np.isfinite(grid)
+    empty = ~finite.any(axis=1)
+    low = np.where(finite, grid, np.inf).argmin(axis=1)
+    high = np.where(finite, grid, -np.inf).argmax(axis=1)
+    offsets = np.arange(buckets) * bucket_size
+    first = offsets + np.minimum(low, high)
+    second = offsets + np.maximum(low, high)
+    # An all-NaN bucket keeps its first index (a NaN sample); a flat bucket keeps one point.
+    first[empty] = offsets[empty]
+    keep_second = (~empty) & (second != first)
+    indexes = np.concatenate([first, second[keep_second]])
+    indexes = np.unique(indexes[indexes < n])
+    return x[indexes], y[indexes]
+
+
+def count_points(figure: go.Figure) -> int:
+    """Count the data points of every trace in ``figure`` (what is sent to the browser)."""
+    total = 0
+    for trace in figure.data:
+        xs = getattr(trace, "x", None)
+        total += 0 if xs is None else len(xs)
+    return total
+
+
+def _nearest_value(series: MetricSeries, ts: float) -> float | None:
+    if len(series) == 0:
+        return None
+    index = int(np.clip(np.searchsorted(series.timestamps, ts), 0, len(series) - 1))
+    if index > 0 and abs(series.timestamps[index - 1] - ts) < abs(series.timestamps[index] - ts):
+        index -= 1
+    value = float(series.values[index])
+    return value if np.isfinite(value) else None
+
+
+def _anomaly_marks(series: MetricSeries, anomaly: Mapping[str, Any]) -> list[tuple[float, str]]:
+    """Return (timestamp, label) pairs to mark for an anomalous series: onset, then peak."""
+    if anomaly.get("status") != "anomalous":
+        return []
+    marks = []
+    for field, label in (("onset_ts", "onset"), ("peak_ts", "peak")):
+        ts = anomaly.get(field)
+        if ts is not None and all(ts != seen for seen, _ in marks):
+            marks.append((float(ts), label))
+    return marks
+
+
+def _alert_strip(alerts: Sequence[Alert], budget: int) -> go.Scatter:
+    """Build the alert-start markers, one row per severity, thinned to ``budget`` points."""
+    ordered = sorted(alerts, key=lambda a: a.starts_at)
+    if len(ordered) > budget:
+        step = len(ordered) / budget
+        ordered = [ordered[int(i * step)] for i in range(budget)]
+    return go.Scatter(
+        x=to_datetime64(np.array([a.starts_at.timestamp() for a in ordered])),
+        y=[a.severity for a in ordered],
+        mode="markers",
+        marker={
+            "symbol": "triangle-down",
+            "size": 9,
+            "color": [SEVERITY_COLORS.get(a.severity, "#7f7f7f") for a in ordered],
+        },
+        text=[plain(f"{a.name} ({a.status}): {shorten(a.summary, 80)}") for a in ordered],
+        hovertemplate="%{x|%H:%M:%S} UTC<br>%{text}<extra>alert start</extra>",
+        name="alert starts",
+        showlegend=False,
+    )
+
+
+def service_figure(
+    service: str,
+    series: Sequence[MetricSeries],
+    anomalies: Mapping[str, Mapping[str, Any]] | None = None,
+    alerts: Sequence[Alert] = (),
+    max_points: int = MAX_POINTS,
+) -> go.Figure:
+    """Draw every metric of one service on a shared UTC time axis.
+
+    The top row shows alert start times by severity; each metric gets its own row with its
+    anomaly onset and peak marked. ``anomalies`` maps series keys to ``SeriesAnomaly`` dicts.
+    """
+    anomalies = anomalies or {}
+    ordered = sorted(series, key=lambda s: s.metric)
+    rows = 1 + len(ordered)
+    titles = ["alert starts"] + [
+        plain(f"{s.metric} ({s.unit})" if s.unit else s.metric) for s in ordered
+    ]
+    figure = make_subplots(
+        rows=rows,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=min(0.06, 0.3 / rows),
+        subplot_titles=titles,
+        row_heights=[0.5] + [1.0] * len(ordered),
+    )
+    alert_budget = min(len(alerts), max_points // 5)
+    if alerts:
+        figure.add_trace(_alert_strip(alerts, alert_budget), row=1, col=1)
+    marks = {s.key: _anomaly_marks(s, anomalies.get(s.key, {})) for s in ordered}
+    mark_count = sum(len(m) for m in marks.values())
+    per_series = max(2, (max_points - alert_budget - mark_count) // max(1, len(ordered)))
+    for row, item in enumerate(ordered, start=2):
+        x, y = downsample_minmax(item.timestamps, item.values, per_series)
+        figure.add_trace(
+            go.Scattergl(
+                x=to_datetime64(x),
+                y=y,
+                mode="lines",
+                name=plain(item.metric),
+                line={"width": 1.4},
+                showlegend=False,
+                hovertemplate="%{x|%Y-%m-%d %H:%M:%S} UTC<br>%{y:.4g}<extra></extra>",
+            ),
+            row=row,
+            col=1,
+        )
+        _add_marks(figure, item, marks[item.key], row)
+    figure.update_yaxes(
+        row=1, col=1, categoryorder="array", categoryarray=_severity_order(), fixedrange=True
+    )
+    figure.update_xaxes(title_text=TIME_AXIS_TITLE, row=rows, col=1)
+    figure.update_layout(
+        title=plain(service),
+        height=110 + 150 * len(ordered),
+        margin={"l": 50, "r": 20, "t": 60, "b": 40},
+        hovermode="closest",
+    )
+    return figure
+
+
+def _severity_order() -> list[str]:
+    return sorted(SEVERITY_RANK, key=SEVERITY_RANK.__getitem__)
+
+
+def _add_marks(
+    figure: go.Figure, series: MetricSeries, marks: list[tuple[float, str]], row: int
+) -> None:
+    if not marks:
+        return
+    values = [_nearest_value(series, ts) for ts, _ in marks]
+    figure.add_trace(
+        go.Scatter(
+            x=to_datetime64(np.array([ts for ts, _ in marks])),
+            y=values,
+            mode="markers",
+            marker={"symbol": "x", "size": 12, "color": "#d62728", "line": {"width": 2}},
+            text=[label for _, label in marks],
+            hovertemplate="anomaly %{text}<br>%{x|%Y-%m-%d %H:%M:%S} UTC<extra></extra>",
+            name="anomaly",
+            showlegend=False,
+        ),
+        row=row,
+        col=1,
+    )
+
+
+def anomaly_figure(
+    series: MetricSeries, anomaly: Mapping[str, Any], max_points: int = MAX_POINTS
+) -> go.Figure:
+    """Draw one series with its anomaly onset and peak and, when known, its baseline."""
+    x, y = downsample_minmax(series.timestamps, series.values, max_points - 3)
+    figure = go.Figure(
+        go.Scattergl(x=to_datetime64(x), y=y, mode="lines", name=plain(series.metric))
+    )
+    baseline = anomaly.get("baseline")
+    if baseline is not None and np.isfinite(baseline):
+        figure.add_hline(y=float(baseline), line_dash="dot", annotation_text="baseline")
+    marks = _anomaly_marks(series, anomaly)
+    if marks:
+        figure.add_trace(
+            go.Scatter(
+                x=to_datetime64(np.array([ts for ts, _ in marks])),
+                y=[_nearest_value(series, ts) for ts, _ in marks],
+                mode="markers+text",
+                text=[label for _, label in marks],
+                textposition="top center",
+                marker={"symbol": "x", "size": 12, "color": "#d62728"},
+                name="anomaly",
+            )
+        )
+    unit = f" ({series.unit})" if series.unit else ""
+    figure.update_layout(
+        title=plain(f"{series.key}{unit}"),
+        xaxis_title=TIME_AXIS_TITLE,
+        height=320,
+        margin={"l": 50, "r": 20, "t": 50, "b": 40},
+        showlegend=False,
+    )
+    return figure
