@@ -2,6 +2,7 @@
 
 from opsforge_core.llm.base import Completion, LLMProvider, SynthesisRequest
 from opsforge_core.llm.offline import offline_synthesis
+from opsforge_core.llm.providers import provider_status
 from opsforge_core.llm.synthesis import synthesize
 
 __all__ = [
@@ -9,5 +10,6 @@ __all__ = [
     "LLMProvider",
     "SynthesisRequest",
     "offline_synthesis",
+    "provider_status",
     "synthesize",
 ]

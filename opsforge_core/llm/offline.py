@@ -10,6 +10,7 @@ from collections import Counter
 
 from opsforge_core.llm import findings as fx
 from opsforge_core.llm.base import SynthesisRequest
+from opsforge_core.llm.guard import injection_flags
 from opsforge_core.llm.runbooks import FAULT_KINDS, actions_for, guess_fault_kind
 from opsforge_core.models import SEVERITIES, SEVERITY_RANK, Synthesis, max_severity
 
@@ -38,6 +39,7 @@ def offline_synthesis(request: SynthesisRequest) -> Synthesis:
         severity=rule_severity(request),
         actions=actions_for(fault_kind, root_cause),
         evidence=evidence,
+        flags=injection_flags(request.alerts),
     )
 
 

@@ -1,0 +1,129 @@
+"""Claude through the Anthropic Messages API with the ``anthropic`` SDK.
+
+The SDK reads ``ANTHROPIC_API_KEY`` and ``ANTHROPIC_BASE_URL`` itself. The client is built with
+``max_retries=0`` because ``opsforge_core.llm.retry`` retries every call.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from opsforge_core.config import Settings
+from opsforge_core.errors import LLMError
+from opsforge_core.llm.base import Completion, LLMProvider, TextCallback
+
+logger = logging.getLogger(__name__)
+
+# HTTP statuses worth another attempt: timeout, throttling, server faults and overload (529).
+RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504, 529}
+
+
+class AnthropicProvider(LLMProvider):
+    """``messages.create`` and ``messages.stream`` of the Anthropic SDK."""
+
+    name = "anthropic"
+
+    def __init__(self, settings: Settings, client: Any = None) -> None:
+        self.model_id = settings.model_id
+        self.region = "api"
+        self._settings = settings
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            import anthropic
+
+            self._client = anthropic.Anthropic(
+                max_retries=0,
+                timeout=anthropic.Timeout(
+                    self._settings.llm_read_timeout, connect=self._settings.llm_connect_timeout
+                ),
+            )
+        return self._client
+
+    def check(self) -> None:
+        if not os.environ.get("ANTHROPIC_API_KEY") and self._client is None:
+            raise LLMError(f"Anthropic {self.model_id}: ANTHROPIC_API_KEY is not set")
+
+    def complete(
+        self,
+        system: str,
+        messages: list[dict[str, Any]],
+        max_tokens: int,
+        on_text: TextCallback | None = None,
+        timeout: float | None = None,
+    ) -> Completion:
+        import anthropic
+
+        params: dict[str, Any] = {
+            "model": self.model_id,
+            "max_tokens": int(max_tokens),
+            "system": system,
+            "messages": messages,
+        }
+        if timeout is not None:
+            params["timeout"] = min(timeout, self._settings.llm_read_timeout)
+        try:
+            if on_text is None:
+                message = self.client.messages.create(**params)
+            else:
+                message = self._stream(params, on_text)
+        except anthropic.APIStatusError as exc:
+            raise self._status_error(exc) from exc
+        except anthropic.APITimeoutError as exc:
+            raise LLMError(f"{self._where()}: request timed out", retryable=True) from exc
+        except anthropic.APIConnectionError as exc:
+            raise LLMError(f"{self._where()}: connection failed: {exc}", retryable=True) from exc
+        except anthropic.AnthropicError as exc:
+            raise LLMError(f"{self._where()}: {exc}") from exc
+        return self._completion(message)
+
+    def _stream(self, params: dict[str, Any], on_text: TextCallback) -> Any:
+        with self.client.messages.stream(**params) as stream:
+            for text in stream.text_stream:
+                on_text(text)
+            return stream.get_final_message()
+
+    def _completion(self, message: Any) -> Completion:
+        text = "".join(
+            getattr(block, "text", "") for block in message.content if block.type == "text"
+        )
+        usage = message.usage
+        return Completion(
+            text=text,
+            stop_reason=message.stop_reason,
+            input_tokens=int(getattr(usage, "input_tokens", 0) or 0),
+            output_tokens=int(getattr(usage, "output_tokens", 0) or 0),
+            model_id=self.model_id,
+        )
+
+    def _where(self) -> str:
+        base_url = getattr(self._client, "base_url", None) or "the Anthropic API"
+        return f"Anthropic {self.model_id} at {base_url}"
+
+    def _status_error(self, exc: Any) -> LLMError:
+        status = int(exc.status_code)
+        headers = exc.response.headers if exc.response is not None else {}
+        retry_after = _retry_after(headers.get("retry-after"))
+        body = exc.body if isinstance(exc.body, dict) else {}
+        error = body.get("error") if isinstance(body.get("error"), dict) else {}
+        kind = error.get("type") or type(exc).__name__
+        message = error.get("message") or str(exc)
+        hint = ""
+        if status in (401, 403):
+            hint = "; check ANTHROPIC_API_KEY and the key's access to this model"
+        return LLMError(
+            f"{self._where()}: {kind} (HTTP {status}): {message}{hint}",
+            retryable=status in RETRYABLE_STATUS,
+            retry_after=retry_after,
+        )
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
