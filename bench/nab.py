@@ -30,7 +30,8 @@ logger = logging.getLogger(__name__)
 
 def _epoch(values: Any) -> np.ndarray:
     stamps = pd.to_datetime(pd.Series(values), utc=True)
-    return (stamps.astype("int64") // 10**9).to_numpy(dtype=np.float64)
+    # Divide by a Timedelta: the integer view depends on the resolution pandas picked.
+    return ((stamps - pd.Timestamp(0, tz="UTC")) / pd.Timedelta(seconds=1)).to_numpy(float)
 
 
 def load_windows(path: Path) -> dict[str, list[tuple[float, float]]]:
