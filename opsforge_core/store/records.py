@@ -1,0 +1,227 @@
+"""Record logic both backends share: incident index fields, alert upserts and metric batches.
+
+The backends differ in how they read and write; what a record means (which fields a listing
+filters on, when a repeated alert counts as unchanged, how a series is cut into feed items)
+is decided here once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from opsforge_core.models import Alert, IncidentReport, IncidentSummary, MetricSeries
+from opsforge_core.store.codec import dumps, normalize, parse_sort_time, sort_time
+
+# A metric batch in the feed holds at most this many points and spans at most this long, so
+# an item stays far below DynamoDB's 400 KB limit (about 40 bytes a point) and a window query
+# only needs to look back one span for batches that started before the window.
+MAX_BATCH_POINTS = 1000
+MAX_BATCH_SPAN = timedelta(hours=1)
+# Partition of the incidents' newest-first index: every incident carries this constant.
+LISTING_PARTITION = "incident"
+
+# Columns (SQLite) or top-level attributes (DynamoDB) that listings and filters read without
+# loading the whole report.
+SUMMARY_FIELDS = (
+    "incident_id",
+    "created_at",
+    "title",
+    "severity",
+    "status",
+    "services",
+    "root_cause",
+    "alert_count",
+)
+
+
+# -- incidents -------------------------------------------------------------------------------
+
+
+def incident_index(report: IncidentReport) -> dict[str, Any]:
+    """Return the summary and index fields stored beside the full incident document."""
+    summary = IncidentSummary.of(report)
+    return {
+        "incident_id": summary.incident_id,
+        "created_at": sort_time(summary.created_at),
+        "title": summary.title,
+        "severity": summary.severity,
+        "status": summary.status,
+        "services": list(summary.services),
+        "root_cause": summary.root_cause,
+        "alert_count": summary.alert_count,
+        "listing": LISTING_PARTITION,
+        "search_text": search_text(summary.title, summary.root_cause, summary.services),
+        "fingerprints": sorted({a.fingerprint for a in report.alerts}),
+    }
+
+
+def search_text(title: str, root_cause: str, services: Iterable[str]) -> str:
+    """Lower-cased text that the case-insensitive ``text`` filter searches."""
+    return "\n".join([title, root_cause, *services]).lower()
+
+
+def summary_from_index(attrs: dict[str, Any]) -> IncidentSummary:
+    return IncidentSummary(
+        incident_id=attrs["incident_id"],
+        created_at=parse_sort_time(attrs["created_at"]),
+        title=attrs.get("title") or "",
+        severity=attrs.get("severity") or "warning",
+        status=attrs.get("status") or "open",
+        services=list(attrs.get("services") or []),
+        root_cause=attrs.get("root_cause") or "",
+        alert_count=int(attrs.get("alert_count") or 0),
+    )
+
+
+def incident_document(report: IncidentReport) -> dict[str, Any]:
+    return normalize(report.to_dict())
+
+
+# -- alerts in the event feed ----------------------------------------------------------------
+
+
+def alert_sort_key(alert: Alert) -> str:
+    """Range key of an alert in the feed: start time, then fingerprint."""
+    return f"{sort_time(alert.starts_at)}#{alert.fingerprint}"
+
+
+def alert_digest(alert: Alert) -> str:
+    """Hash of everything about an alert except the raw payload.
+
+    Senders repeat the same alert inside envelopes that differ (group keys, receive times), so
+    a repeat is recognized by its parsed fields, not by the payload bytes.
+    """
+    body = dumps(normalize(alert.to_dict(include_raw=False)))
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+@dataclass(slots=True)
+class UpsertDecision:
+    change: str  # new, unchanged, resolved or updated
+    write: bool
+
+
+def decide_upsert(
+    stored: Alert | None, stored_digest: str | None, incoming: Alert
+) -> UpsertDecision:
+    """Decide what one alert delivery changes, given the stored copy.
+
+    A firing delivery of an alert that is already resolved under the same start time is a late
+    repeat and leaves the resolved record alone; a new firing starts at another time.
+    """
+    if stored is None:
+        return UpsertDecision("new", True)
+    if stored_digest == alert_digest(incoming):
+        return UpsertDecision("unchanged", False)
+    if stored.status == "resolved" and incoming.status == "firing":
+        return UpsertDecision("unchanged", False)
+    if stored.status == "firing" and incoming.status == "resolved":
+        return UpsertDecision("resolved", True)
+    return UpsertDecision("updated", True)
+
+
+def expires_at(now: datetime, ttl_hours: int) -> int:
+    """Epoch seconds after which a feed item may be deleted (DynamoDB's TTL format)."""
+    return int((now + timedelta(hours=ttl_hours)).timestamp())
+
+
+# -- metric batches in the event feed -------------------------------------------------------
+
+
+def metric_batches(series: MetricSeries) -> list[tuple[str, dict[str, Any]]]:
+    """Cut a series into feed items keyed by the batch's first time and the series key.
+
+    Returns (range key, document) pairs. A batch holds at most ``MAX_BATCH_POINTS`` points
+    spanning at most ``MAX_BATCH_SPAN``; NaN values are stored as None.
+    """
+    order = np.argsort(series.timestamps, kind="stable")
+    times = series.timestamps[order].tolist()
+    values = series.values[order].tolist()
+    batches: list[tuple[str, dict[str, Any]]] = []
+    start = 0
+    span = MAX_BATCH_SPAN.total_seconds()
+    while start < len(times):
+        end = start + 1
+        while (
+            end < len(times) and end - start < MAX_BATCH_POINTS and times[end] - times[start] < span
+        ):
+            end += 1
+        first = datetime.fromtimestamp(times[start], tz=UTC)
+        document = {
+            "service": series.service,
+            "metric": series.metric,
+            "unit": series.unit,
+            "kind": series.kind,
+            "t": times[start:end],
+            "v": [v if math.isfinite(v) else None for v in values[start:end]],
+        }
+        batches.append((f"{sort_time(first)}#{series.key}", document))
+        start = end
+    return batches
+
+
+def metric_window_start(since: datetime | None) -> str | None:
+    """Lowest range key that can hold a point at or after ``since``."""
+    if since is None:
+        return None
+    return sort_time(since - MAX_BATCH_SPAN)
+
+
+def merge_metric_batches(
+    documents: Iterable[dict[str, Any]], since: datetime | None, until: datetime | None
+) -> list[MetricSeries]:
+    """Merge feed batches into one series per key, keeping points inside the window.
+
+    Batches are taken in the given order and a later batch's value wins at a duplicate
+    timestamp. Series come back sorted by key.
+    """
+    low = since.timestamp() if since else -math.inf
+    high = until.timestamp() if until else math.inf
+    merged: dict[str, dict[str, Any]] = {}
+    for doc in documents:
+        key = f"{doc['service']}/{doc['metric']}"
+        entry = merged.setdefault(key, {"doc": doc, "points": {}})
+        entry["doc"] = doc
+        for t, v in zip(doc.get("t") or [], doc.get("v") or [], strict=False):
+            if low <= t <= high:
+                entry["points"][float(t)] = math.nan if v is None else float(v)
+    result = []
+    for key in sorted(merged):
+        doc, points = merged[key]["doc"], merged[key]["points"]
+        if not points:
+            continue
+        stamps = sorted(points)
+        result.append(
+            MetricSeries(
+                doc["service"],
+                doc["metric"],
+                np.array(stamps),
+                np.array([points[t] for t in stamps]),
+                doc.get("unit") or "",
+                doc.get("kind") or "gauge",
+            )
+        )
+    return result
+
+
+# -- incident changes ------------------------------------------------------------------------
+
+INCIDENT_STATUSES = ("open", "resolved")
+
+
+def apply_status(
+    report: IncidentReport, status: str, notes: str | None, now: datetime
+) -> IncidentReport:
+    """Set the status, resolution time and (when given) notes of a report in place."""
+    report.status = status
+    if notes is not None:
+        report.resolution_notes = notes
+    report.resolved_at = now if status == "resolved" else None
+    return report
