@@ -132,7 +132,14 @@ def _infer_step(ts: np.ndarray) -> float:
         return 60.0
     spacing = np.diff(ts)
     spacing = spacing[spacing > 0]
-    return float(np.median(spacing)) if spacing.size else 60.0
+    if not spacing.size:
+        return 60.0
+    # The median spacing is thrown off by jitter; averaging every interval, each counted as
+    # the whole number of median steps it spans, is not, and it stays right across gaps.
+    median = float(np.median(spacing))
+    steps = np.maximum(np.round(spacing / median), 1.0)
+    step = float(spacing.sum() / steps.sum())
+    return float(round(step)) if step >= 1.0 else step
 
 
 def _fill_short_gaps(values: np.ndarray, max_steps: int) -> np.ndarray:
@@ -140,7 +147,7 @@ def _fill_short_gaps(values: np.ndarray, max_steps: int) -> np.ndarray:
     filled = (
         pd.Series(values)
         .interpolate(method="linear", limit=max_steps, limit_area="inside")
-        .to_numpy()
+        .to_numpy(copy=True)
     )
     # pandas fills the first ``max_steps`` bins of a long gap too; put those back to NaN.
     missing = np.isnan(values)
