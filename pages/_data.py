@@ -1,0 +1,117 @@
+"""Cached queries the pages share: the event feed, simulator scenarios and uploaded files.
+
+Results are cached with ``st.cache_data`` and a time to live, keyed on the environment (so a
+changed store setting never serves another store's rows) and on the query's own arguments.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import streamlit as st
+
+from opsforge_core.models import Alert, MetricSeries, Rejection, utcnow
+from pages._shared import env_key, get_store
+
+logger = logging.getLogger(__name__)
+
+FEED_TTL_SECONDS = 5
+FEED_PAGE = 1000
+MAX_FEED_ALERTS = 20000  # newest first; the rest of a larger window is reported as cut
+
+
+@dataclass
+class AnalysisInput:
+    """What the operator chose to analyze, ready for ``Orchestrator.select`` and a run."""
+
+    label: str
+    alerts: list[Alert]
+    series: list[MetricSeries]
+    pairs: list[tuple[str, str]] = field(default_factory=list)
+    truth: dict[str, Any] | None = None
+    rejected: list[Rejection] = field(default_factory=list)
+    cut: bool = False
+
+
+@st.cache_data(ttl=FEED_TTL_SECONDS, show_spinner=False, max_entries=8)
+def _feed(key: tuple[tuple[str, str], ...], minutes: int) -> dict[str, Any]:
+    store = get_store()
+    since = utcnow() - timedelta(minutes=minutes)
+    alerts: list[Alert] = []
+    cursor: str | None = None
+    while True:
+        page = store.recent_alerts(since=since, limit=FEED_PAGE, cursor=cursor)
+        alerts.extend(page.items)
+        cursor = page.cursor
+        if cursor is None or len(alerts) >= MAX_FEED_ALERTS:
+            break
+    return {
+        "alerts": alerts[:MAX_FEED_ALERTS],
+        "cut": cursor is not None or len(alerts) > MAX_FEED_ALERTS,
+        "series": store.recent_metrics(since=since),
+        "read_at": utcnow(),
+    }
+
+
+def load_feed(minutes: int) -> dict[str, Any]:
+    """Read the feed's alerts (newest first, at most ``MAX_FEED_ALERTS``) and metrics."""
+    return _feed(env_key(), minutes)
+
+
+@st.cache_data(ttl=FEED_TTL_SECONDS, show_spinner=False, max_entries=8)
+def _feed_anomalies(key: tuple[tuple[str, str], ...], minutes: int) -> dict[str, dict]:
+    from opsforge_core.agents.base import AnalysisContext
+    from opsforge_core.agents.detect import scan_all
+
+    series = _feed(key, minutes)["series"]
+    if not series:
+        return {}
+    found = scan_all(AnalysisContext(alerts=[], series=series))
+    return {name: asdict(anomaly) for name, anomaly in found.items()}
+
+
+def feed_anomalies(minutes: int) -> dict[str, dict]:
+    """Scan the feed's metrics with the PredictiveOps detector; one dict per series key."""
+    return _feed_anomalies(env_key(), minutes)
+
+
+def scenario_names() -> list[str]:
+    """Return the simulator's fault scenario names, sorted."""
+    from simulator.scenarios import SCENARIOS
+
+    return sorted(SCENARIOS)
+
+
+@st.cache_data(ttl=3600, show_spinner=False, max_entries=16)
+def load_scenario(name: str, seed: int) -> AnalysisInput:
+    """Generate one simulator scenario run (deterministic for the name and seed)."""
+    from simulator.generate import generate
+
+    run = generate(name, seed)
+    truth = {k: v for k, v in run.ground_truth.items() if k != "incident_fingerprints"}
+    return AnalysisInput(
+        label=f"scenario {name}, seed {seed}",
+        alerts=list(run.alerts),
+        series=list(run.series),
+        pairs=[tuple(p) for p in run.topology],
+        truth=truth,
+    )
+
+
+@st.cache_data(ttl=600, show_spinner=False, max_entries=8)
+def parse_upload(name: str, data: bytes) -> AnalysisInput:
+    """Parse an uploaded file in any format ``opsforge_core.ingest`` reads."""
+    from opsforge_core.ingest import parse_bytes
+
+    batch = parse_bytes(data)
+    return AnalysisInput(
+        label=f"file {name}",
+        alerts=list(batch.alerts),
+        series=list(batch.series),
+        pairs=[tuple(p) for p in batch.topology],
+        truth=batch.scenario.get("ground_truth") if batch.scenario else None,
+        rejected=list(batch.rejected),
+    )

@@ -1,0 +1,156 @@
+"""Live: the event feed, refreshed on its own, with the simulator's controls.
+
+Charts show each chosen service's metrics with anomaly onsets and alert start times on one UTC
+time axis; the alert table is paged. Data comes from the store's event feed, which the live
+simulator (and the HTTP API, when it runs) writes into.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import streamlit as st
+
+from opsforge_core.models import SEVERITIES, SEVERITY_RANK, Alert, MetricSeries, utcnow
+from opsforge_core.views import alert_rows, paginate, service_figure, sort_alerts
+from pages._data import feed_anomalies, load_feed, scenario_names
+from pages._shared import failure_shown, get_simulator, init_state
+
+logger = logging.getLogger(__name__)
+
+REFRESH_SECONDS = 5
+PAGE_SIZE = 50
+WINDOWS = {"15 minutes": 15, "1 hour": 60, "6 hours": 360, "24 hours": 1440}
+SPEEDS = [1, 10, 60, 300, 600]
+
+
+def simulator_controls() -> None:
+    simulator = get_simulator()
+    if simulator is None:
+        st.info(
+            "The live simulator is off (OPSFORGE_LIVE_SIMULATOR=off); the feed shows what "
+            "the HTTP API and other writers store."
+        )
+        return
+    status = simulator.status()
+    running = bool(status.get("running")) and not status.get("paused")
+    with st.container(border=True):
+        state, pause, speed, scenario, inject = st.columns(
+            [2, 1, 2, 3, 1], vertical_alignment="bottom"
+        )
+        state.markdown(
+            f"**Simulator** {'running' if running else 'paused'}  \n"
+            f"simulated time {status.get('sim_time', '-')}"
+        )
+        if running:
+            if pause.button("Pause", key="live-pause", icon=":material/pause:"):
+                simulator.pause()
+                st.rerun()
+        elif pause.button("Start", key="live-start", icon=":material/play_arrow:"):
+            if status.get("running"):
+                simulator.resume()
+            else:
+                simulator.start()
+            st.rerun()
+        current = float(status.get("speed") or 60)
+        chosen = speed.select_slider(
+            "Speed (simulated seconds per second)",
+            options=SPEEDS,
+            value=min(SPEEDS, key=lambda s: abs(s - current)),
+            key="live-speed",
+        )
+        if chosen != current:
+            simulator.set_speed(float(chosen))
+        name = scenario.selectbox("Fault scenario", scenario_names(), key="live-scenario")
+        if inject.button("Inject", key="live-inject", type="primary", disabled=not name):
+            simulator.inject(name)
+            st.toast(f"Injected {name}")
+        active = status.get("active") or status.get("scenario")
+        if active:
+            st.caption(f"Active fault: {active}")
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def live_feed(minutes: int) -> None:
+    """Draw the feed; reruns on its own every few seconds without rerunning the page."""
+    with failure_shown("Reading the event feed"):
+        feed = load_feed(minutes)
+        anomalies = feed_anomalies(minutes)
+        alerts: list[Alert] = feed["alerts"]
+        series: list[MetricSeries] = feed["series"]
+        _summary(alerts, series, feed, anomalies)
+        services = _service_picker(alerts, series)
+        for service in services:
+            figure = service_figure(
+                service,
+                [s for s in series if s.service == service],
+                anomalies,
+                [a for a in alerts if a.service == service],
+            )
+            st.plotly_chart(figure, key=f"live-chart-{service}")
+        _alert_table(alerts)
+
+
+def _summary(
+    alerts: list[Alert], series: list[MetricSeries], feed: dict, anomalies: dict[str, dict]
+) -> None:
+    firing = [a for a in alerts if a.status == "firing"]
+    severe = [a for a in firing if SEVERITY_RANK.get(a.severity, 0) >= SEVERITY_RANK["high"]]
+    anomalous = sum(1 for a in anomalies.values() if a.get("status") == "anomalous")
+    cols = st.columns(5)
+    cols[0].metric("Alerts in window", f"{len(alerts):,}{'+' if feed['cut'] else ''}")
+    cols[1].metric("Firing", f"{len(firing):,}")
+    cols[2].metric("Firing high or critical", f"{len(severe):,}")
+    cols[3].metric("Series", f"{len(series):,}")
+    cols[4].metric("Anomalous series", f"{anomalous:,}")
+    st.caption(f"Updated {feed['read_at']:%H:%M:%S} UTC; refreshes every {REFRESH_SECONDS} s.")
+
+
+def _service_picker(alerts: list[Alert], series: list[MetricSeries]) -> list[str]:
+    worst: dict[str, int] = {}
+    for alert in alerts:
+        if alert.status == "firing":
+            worst[alert.service] = max(worst.get(alert.service, -1), SEVERITY_RANK[alert.severity])
+    services = sorted(
+        {s.service for s in series} | set(worst), key=lambda s: (-worst.get(s, -1), s)
+    )
+    chosen = [s for s in st.session_state.get("live-services") or [] if s in services]
+    if not chosen and services and not st.session_state.get("live-services-touched"):
+        chosen = services[:2]
+    st.session_state["live-services"] = chosen
+    return st.multiselect(
+        "Services to chart (most severe firing alerts first)",
+        services,
+        key="live-services",
+        on_change=lambda: st.session_state.update({"live-services-touched": True}),
+    )
+
+
+def _alert_table(alerts: list[Alert]) -> None:
+    st.markdown("#### Alerts")
+    left, right = st.columns([3, 1])
+    severities = left.multiselect("Severity", SEVERITIES, key="live-severity")
+    only_firing = right.toggle("Firing only", key="live-firing")
+    shown = [a for a in alerts if (not severities or a.severity in severities)]
+    if only_firing:
+        shown = [a for a in shown if a.status == "firing"]
+    pages = max(1, -(-len(shown) // PAGE_SIZE))
+    # The page count shrinks when a filter narrows the table; keep the stored page in range.
+    st.session_state["live-page"] = min(int(st.session_state.get("live-page", 1)), pages)
+    number = st.number_input(
+        f"Page (of {pages})", min_value=1, max_value=pages, step=1, key="live-page"
+    )
+    page = paginate(sort_alerts(shown), int(number), PAGE_SIZE)
+    st.dataframe(alert_rows(page.rows, utcnow()), hide_index=True, key="live-alerts")
+    st.caption(f"{page.total:,} alerts match; page {page.number} of {page.count}.")
+
+
+st.title("Live")
+init_state({"live-window": "1 hour", "live-page": 1, "live-firing": False})
+with failure_shown("Starting the live simulator"):
+    simulator_controls()
+window = (
+    st.segmented_control("Time window", list(WINDOWS), key="live-window", selection_mode="single")
+    or "1 hour"
+)
+live_feed(WINDOWS[window])
