@@ -1,0 +1,67 @@
+"""Trend forecasts to a limit: a linear disk fill with a known crossing, and flat or falling use."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from opsforge_core.agents.forecast import default_limit, forecast_crossing, forecast_series
+from opsforge_core.models import MetricSeries
+
+T0 = 1_700_000_000.0
+
+
+def _disk(values, step=300.0) -> MetricSeries:
+    values = np.asarray(values, float)
+    ts = T0 + step * np.arange(values.size)
+    return MetricSeries("db", "disk_used_percent", ts, values, unit="%")
+
+
+def test_linear_fill_crossing_time():
+    # 40% + 1.5 points/h, sampled for 24 h: reaches 95% at 36.67 h, 12.67 h after the last point.
+    rng = np.random.default_rng(0)
+    hours = np.arange(288) * 300.0 / 3600.0
+    series = _disk(40.0 + 1.5 * hours + rng.normal(0.0, 0.4, hours.size))
+    result = forecast_series(series)
+    true_crossing = T0 + (95.0 - 40.0) / 1.5 * 3600.0
+    assert result is not None
+    assert result.status == "crossing"
+    assert result.limit == 95.0
+    assert result.slope_per_hour == pytest.approx(1.5, rel=0.03)
+    assert result.crossing_ts == pytest.approx(true_crossing, abs=0.03 * 36.67 * 3600)
+    assert result.earliest_ts <= true_crossing <= result.latest_ts
+    assert result.eta_seconds == pytest.approx(true_crossing - series.timestamps[-1], rel=0.1)
+    assert result.confidence > 0.5
+
+
+def test_flat_usage_no_crossing():
+    rng = np.random.default_rng(1)
+    result = forecast_crossing(_disk(60.0 + rng.normal(0.0, 0.5, 288)), 95.0)
+    assert result.status == "no_crossing"
+    assert result.eta_seconds is None
+    assert result.crossing_ts is None
+
+
+def test_falling_usage_no_crossing():
+    result = forecast_crossing(_disk(np.linspace(80.0, 50.0, 288)), 95.0)
+    assert result.status == "no_crossing"
+    assert result.slope_per_hour < 0
+
+
+def test_usage_past_limit_breached():
+    result = forecast_crossing(_disk(np.linspace(90.0, 97.0, 100)), 95.0)
+    assert result.status == "breached"
+    assert result.eta_seconds == 0.0
+
+
+def test_short_series_insufficient_data():
+    result = forecast_crossing(_disk([50.0, 51.0, 52.0]), 95.0)
+    assert result.status == "insufficient_data"
+
+
+def test_default_limit_percent_gauges_only():
+    assert default_limit(_disk([1.0])) == 95.0
+    memory = MetricSeries("api", "memory_percent", np.array([T0]), np.array([1.0]))
+    assert default_limit(memory) == 95.0
+    latency = MetricSeries("api", "latency_ms", np.array([T0]), np.array([1.0]), unit="ms")
+    assert default_limit(latency) is None

@@ -1,0 +1,80 @@
+"""The PredictiveOps agent: relevance, findings sorted by onset, forecasts, thin data."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+
+from opsforge_core.agents.base import AnalysisContext
+from opsforge_core.agents.predictive import PredictiveOpsAgent
+from opsforge_core.models import Alert, MetricSeries
+
+T0 = 1_700_000_000.0
+TS = T0 + 60.0 * np.arange(300)
+
+
+def _context() -> AnalysisContext:
+    rng = np.random.default_rng(2)
+    latency = rng.normal(100.0, 5.0, 300)
+    latency[250:] += 60.0
+    errors = rng.normal(2.0, 0.2, 300)
+    errors[220:] += 3.0
+    disk = 40.0 + 0.1 * np.arange(300) + rng.normal(0.0, 0.3, 300)
+    series = [
+        MetricSeries("api", "latency", TS, latency),
+        MetricSeries("db", "errors", TS, errors),
+        MetricSeries("db", "cpu", TS, rng.normal(20.0, 2.0, 300)),
+        MetricSeries("db", "disk_used_percent", TS, disk, unit="%"),
+        MetricSeries("cache", "hits", TS[:5], np.ones(5)),
+    ]
+    return AnalysisContext(alerts=[], series=series)
+
+
+def _alert() -> Alert:
+    start = datetime.fromtimestamp(T0, tz=UTC)
+    return Alert("fp1", "api", "HighLatency", "api", "high", "firing", "slow", start)
+
+
+def test_relevance_counts_series():
+    score, reason = PredictiveOpsAgent().relevance(_context())
+    assert score >= 60
+    assert "5 metric series" in reason
+
+
+def test_relevance_low_with_alerts_only():
+    score, _ = PredictiveOpsAgent().relevance(AnalysisContext(alerts=[_alert()]))
+    assert score < 60
+
+
+def test_run_findings_sorted_by_onset():
+    result = PredictiveOpsAgent().execute(_context())
+    assert result.status == "ok"
+    anomalies = result.findings["anomalies"]
+    assert [a["series_key"] for a in anomalies] == ["db/errors", "api/latency"]
+    assert anomalies[0]["onset_ts"] == T0 + 220 * 60
+    assert anomalies[1]["onset_ts"] == T0 + 250 * 60
+    assert anomalies[0]["start"] == "2023-11-15T01:53:20Z"
+    assert anomalies[1]["direction"] == 1
+    assert result.findings["insufficient_data"] == ["cache/hits"]
+    assert 0.0 < result.confidence <= 1.0
+
+
+def test_run_forecasts_disk_and_reports_evidence():
+    result = PredictiveOpsAgent().execute(_context())
+    forecasts = result.findings["forecasts"]
+    assert [f["series_key"] for f in forecasts] == ["db/disk_used_percent"]
+    assert forecasts[0]["status"] == "crossing"
+    titles = [step.title for step in result.steps]
+    assert titles[0] == "Scan every series for anomalies"
+    assert "Forecast gauges to their limits" in titles
+    assert result.steps[0].evidence["anomalous"] == ["db/errors", "api/latency"]
+    payload = result.to_dict()
+    assert payload["findings"]["anomalies"][0]["score"] > 0.6
+
+
+def test_run_without_series_finds_nothing():
+    result = PredictiveOpsAgent().execute(AnalysisContext(alerts=[_alert()]))
+    assert result.status == "ok"
+    assert result.findings["anomalies"] == []
+    assert result.confidence == 0.0
