@@ -1,0 +1,142 @@
+"""A large incident for scale benchmarks, built from the same machinery as ``generate``.
+
+The shop is copied into cells (``checkout-c03`` and so on) that all share one ``users-db``.
+That database exhausts its connection pool, so every cell's callers fail. Each service-level
+alert is then sent by many instances (pods), as a real storm is, until the requested number
+of alerts is reached.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import replace
+from datetime import timedelta
+
+import numpy as np
+
+from opsforge_core.topology import ServiceGraph
+from simulator.background import plan_background
+from simulator.engine import FiredAlert, Timeline, simulate
+from simulator.generate import ScenarioRun, _ground_truth, default_start, scenario_rng
+from simulator.rules import build_alert
+from simulator.scenarios import BuildContext, get_scenario
+from simulator.topology import EDGES, SERVICES, ServiceSpec
+
+logger = logging.getLogger(__name__)
+
+SHARED = "users-db"
+STORM_SCENARIO = "db_connection_pool_exhaustion"
+STORM_DUPLICATE_SHARE = 0.05
+
+
+def cell_topology(cells: int) -> tuple[dict[str, ServiceSpec], ServiceGraph]:
+    """Return specs and graph of ``cells`` copies of the shop around one shared database."""
+    specs = {SHARED: SERVICES[SHARED]}
+    pairs: list[tuple[str, str]] = []
+    for cell in range(cells):
+        suffix = f"-c{cell:02d}"
+
+        def name(service: str, suffix: str = suffix) -> str:
+            return service if service == SHARED else service + suffix
+
+        for service, spec in SERVICES.items():
+            if service != SHARED:
+                specs[name(service)] = replace(spec, name=name(service))
+        pairs += [(name(a), name(b)) for a, b in EDGES]
+    return specs, ServiceGraph.from_pairs(pairs)
+
+
+def _series_keys(specs: dict[str, ServiceSpec], n_series: int) -> list[tuple[str, str]]:
+    """The first ``n_series`` series, the shared database's first so the cause is kept."""
+    names = [SHARED] + sorted(s for s in specs if s != SHARED)
+    keys = [(name, metric) for name in names for metric in specs[name].metrics]
+    return keys[:n_series]
+
+
+def _fan_out(
+    fired: list[FiredAlert],
+    specs: dict[str, ServiceSpec],
+    n_alerts: int,
+    step_seconds: float,
+    rng: np.random.Generator,
+) -> list[FiredAlert]:
+    """Send each fired alert from several instances until there are ``n_alerts`` of them."""
+    if not fired or n_alerts < 1:
+        return []
+    counts = np.full(len(fired), n_alerts // len(fired))
+    counts[: n_alerts % len(fired)] += 1
+    out: list[FiredAlert] = []
+    for item, count in zip(fired, counts.tolist(), strict=True):
+        spec = specs[item.alert.service]
+        start = item.alert.starts_at.timestamp()
+        end = None if item.alert.ends_at is None else item.alert.ends_at.timestamp()
+        # Pods are scraped at different moments within one step.
+        jitter = rng.uniform(0.0, step_seconds, count).tolist()
+        for replica, shift in enumerate(jitter):
+            copy = build_alert(
+                item.rule, spec,
+                value=item.value, starts_at=start + shift,
+                ends_at=None if end is None else end + shift,
+                version=item.alert.labels["version"], step_seconds=step_seconds,
+                instance=f"{spec.name}-{replica}.prod.internal:9100",
+            )  # fmt: skip
+            out.append(replace(item, alert=copy))
+    return out
+
+
+def generate_storm(
+    n_alerts: int = 200_000,
+    n_series: int = 2_000,
+    points: int = 240,
+    seed: int = 0,
+    step_seconds: int = 60,
+) -> ScenarioRun:
+    """Generate a connection-pool storm with ``n_alerts`` alerts over ``n_series`` series.
+
+    The root cause is always the shared ``users-db``; ``ground_truth`` has the same keys as a
+    ``generate`` run. Raise ``ValueError`` when a size is not positive or ``points`` < 30.
+    """
+    if n_alerts < 1 or n_series < 1 or points < 30:
+        raise ValueError(
+            f"invalid storm size n_alerts={n_alerts}, n_series={n_series}, points={points}; "
+            "alerts and series must be positive and points at least 30"
+        )
+    per_cell = sum(len(s.metrics) for name, s in SERVICES.items() if name != SHARED)
+    cells = max(1, math.ceil((n_series - len(SERVICES[SHARED].metrics)) / per_cell))
+    specs, graph = cell_topology(cells)
+    rng = scenario_rng("storm", seed)
+    begin = default_start(seed, step_seconds)
+    timestamps = begin.timestamp() + step_seconds * np.arange(points, dtype=np.float64)
+    duration_s = float(points * step_seconds)
+    fault_offset = float(np.round(0.35 * duration_s))
+    timeline = Timeline(timestamps, float(step_seconds), begin.timestamp() + fault_offset)
+
+    ctx = BuildContext(graph, specs, rng, horizon_s=duration_s - fault_offset)
+    plan = get_scenario(STORM_SCENARIO).plan(ctx, root=SHARED)
+    background = plan_background(specs, plan, rng, timeline.start, duration_s, step_seconds)
+    keys = _series_keys(specs, n_series)
+    series, fired = simulate(specs, plan, background, timeline, rng, keys)
+
+    n_repeats = int(n_alerts * STORM_DUPLICATE_SHARE) if n_alerts >= 40 else 0
+    sent = _fan_out(fired, specs, n_alerts - n_repeats, float(step_seconds), rng)
+    alerts = [item.alert for item in sent]
+    if n_repeats and alerts:
+        # Repeated deliveries share the object: they are identical by definition.
+        picks = rng.choice(len(alerts), size=n_repeats, replace=True)
+        alerts += [alerts[int(i)] for i in picks.tolist()]
+    alerts.sort(key=lambda a: a.starts_at)
+    truth = _ground_truth(plan, timeline.fault_start, sent, background, [])
+    logger.debug("storm seed=%d: %d cells, %d series, %d alerts", seed, cells, len(series),
+                 len(alerts))  # fmt: skip
+    return ScenarioRun(
+        scenario="storm",
+        seed=seed,
+        start=begin,
+        end=begin + timedelta(seconds=duration_s),
+        step_seconds=step_seconds,
+        alerts=alerts,
+        series=series,
+        ground_truth=truth,
+        topology=graph.to_pairs(),
+    )
