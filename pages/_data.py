@@ -7,13 +7,15 @@ changed store setting never serves another store's rows) and on the query's own 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import streamlit as st
 
-from opsforge_core.models import Alert, MetricSeries, Rejection, utcnow
+from opsforge_core.models import Alert, IncidentSummary, MetricSeries, Rejection, utcnow
+from opsforge_core.store.base import IncidentFilter
 from pages._shared import env_key, get_store
 
 logger = logging.getLogger(__name__)
@@ -115,3 +117,48 @@ def parse_upload(name: str, data: bytes) -> AnalysisInput:
         truth=batch.scenario.get("ground_truth") if batch.scenario else None,
         rejected=list(batch.rejected),
     )
+
+
+LIST_TTL_SECONDS = 10
+
+
+def follow_pages(
+    fetch: Callable[[str | None], tuple[list, str | None]], pages: int
+) -> tuple[list, bool]:
+    """Fetch the first ``pages`` pages along the store's cursor.
+
+    Returns the items and whether the store holds more. Pages are re-read on every run
+    (through the callers' short-lived caches) rather than kept in session state, so rows
+    written since (a new incident, a deleted pattern) show up.
+    """
+    items: list = []
+    cursor: str | None = None
+    for _ in range(max(1, pages)):
+        page, cursor = fetch(cursor)
+        items.extend(page)
+        if cursor is None:
+            break
+    return items, cursor is not None
+
+
+@st.cache_data(ttl=LIST_TTL_SECONDS, show_spinner=False, max_entries=64)
+def _incident_page(
+    key: tuple[tuple[str, str], ...], filters: tuple, cursor: str | None, size: int
+) -> tuple[list[IncidentSummary], str | None]:
+    status, severity, service, text, hours = filters
+    since = utcnow() - timedelta(hours=hours) if hours else None
+    query = IncidentFilter(
+        status=status, severity=severity, service=service, text=text, since=since
+    )
+    page = get_store().list_incidents(query, limit=size, cursor=cursor)
+    return page.items, page.cursor
+
+
+def incident_page(filters: tuple, cursor: str | None, size: int) -> tuple[list, str | None]:
+    """Return one page of the incident memory, newest first, with the Incidents page's filters."""
+    return _incident_page(env_key(), filters, cursor, size)
+
+
+def forget_incident_pages() -> None:
+    """Drop cached incident pages after a write, so the next listing shows it."""
+    _incident_page.clear()

@@ -9,7 +9,14 @@ import streamlit as st
 from opsforge_core.models import IncidentReport
 from opsforge_core.topology import ServiceGraph
 from opsforge_core.views import count_by, escape_markdown
-from pages._data import AnalysisInput, load_feed, load_scenario, parse_upload, scenario_names
+from pages._data import (
+    AnalysisInput,
+    forget_incident_pages,
+    load_feed,
+    load_scenario,
+    parse_upload,
+    scenario_names,
+)
 from pages._report import render_report
 from pages._shared import failure_shown, get_orchestrator, get_simulator, init_state, show_error
 
@@ -154,6 +161,7 @@ if chosen is not None:
         report = run_analysis(chosen, agents)
         if report is not None:
             st.session_state["analyze-result"] = (report, chosen.series, chosen.pairs)
+            forget_incident_pages()
     if empty:
         st.info("This input holds no alerts and no metrics; choose another window or file.")
 

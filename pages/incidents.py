@@ -3,35 +3,19 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 import streamlit as st
 
 from opsforge_core.models import SEVERITIES, IncidentReport, IncidentSummary, utcnow
-from opsforge_core.store.base import IncidentFilter
 from opsforge_core.views import escape_markdown, incident_label, incident_rows
+from pages._data import follow_pages, forget_incident_pages, incident_page
 from pages._report import render_report
-from pages._shared import env_key, failure_shown, get_orchestrator, get_store, init_state
+from pages._shared import failure_shown, get_orchestrator, get_store, init_state
 
 logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 25
-LIST_TTL_SECONDS = 10
 SINCE = {"any time": None, "last hour": 1, "last 24 hours": 24, "last 7 days": 168}
-
-
-@st.cache_data(ttl=LIST_TTL_SECONDS, show_spinner=False, max_entries=32)
-def _list_page(
-    key: tuple[tuple[str, str], ...], filters: tuple, cursor: str | None
-) -> tuple[list[IncidentSummary], str | None]:
-    status, severity, service, text, hours = filters
-    since = utcnow() - timedelta(hours=hours) if hours else None
-    page = get_store().list_incidents(
-        IncidentFilter(status=status, severity=severity, service=service, text=text, since=since),
-        limit=PAGE_SIZE,
-        cursor=cursor,
-    )
-    return page.items, page.cursor
 
 
 def read_filters() -> tuple:
@@ -51,28 +35,19 @@ def read_filters() -> tuple:
     )
 
 
-def load_list(filters: tuple) -> None:
-    """Load the first page for new filters, and the next page on "Load more"."""
+def incident_list(filters: tuple) -> IncidentSummary | None:
+    """Draw the incidents loaded so far with "Load more" and return the one the operator picks."""
     state = st.session_state
     if state["inc-filters"] != filters:
-        items, cursor = _list_page(env_key(), filters, None)
-        state.update({"inc-filters": filters, "inc-items": items, "inc-cursor": cursor})
-
-
-def incident_list() -> IncidentSummary | None:
-    """Draw the loaded incidents with "Load more" and return the one the operator picks."""
-    state = st.session_state
-    items: list[IncidentSummary] = state["inc-items"]
+        state.update({"inc-filters": filters, "inc-pages": 1})
+    items, more = follow_pages(lambda c: incident_page(filters, c, PAGE_SIZE), state["inc-pages"])
     if not items:
         st.info("No incidents match. Run an analysis on the Analyze page to create one.")
         return None
     st.dataframe(incident_rows(items, utcnow()), hide_index=True, key="inc-table")
-    more = state["inc-cursor"] is not None
     left, right = st.columns([1, 4], vertical_alignment="center")
     if left.button("Load more", key="inc-more", disabled=not more):
-        page, cursor = _list_page(env_key(), state["inc-filters"], state["inc-cursor"])
-        state["inc-items"] = items + page
-        state["inc-cursor"] = cursor
+        state["inc-pages"] += 1
         st.rerun()
     right.caption(f"{len(items)} loaded" + ("; more in the store" if more else "; that is all"))
     by_id = {s.incident_id: s for s in items}
@@ -125,8 +100,7 @@ def feedback_form(report: IncidentReport) -> None:
 
 def _refresh(message: str) -> None:
     """Drop cached lists so the change shows, and confirm it after the rerun."""
-    _list_page.clear()
-    st.session_state["inc-filters"] = None
+    forget_incident_pages()
     st.session_state["inc-message"] = message
     st.rerun()
 
@@ -139,15 +113,14 @@ def _topology_pairs() -> list[tuple[str, str]]:
 
 
 st.title("Incidents")
-init_state({"inc-filters": None, "inc-items": [], "inc-cursor": None, "inc-message": None})
+init_state({"inc-filters": None, "inc-pages": 1, "inc-message": None})
 if st.session_state["inc-message"]:
     st.success(escape_markdown(st.session_state["inc-message"]))
     st.session_state["inc-message"] = None
 
 summary = None
 with failure_shown("Listing incidents"):
-    load_list(read_filters())
-    summary = incident_list()
+    summary = incident_list(read_filters())
 if summary is not None:
     st.divider()
     with failure_shown(f"Showing incident {summary.incident_id}"):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import streamlit as st
 
@@ -14,6 +15,7 @@ from opsforge_core.views import (
     pattern_rows,
     table_info_rows,
 )
+from pages._data import follow_pages
 from pages._shared import env_key, failure_shown, get_store, init_state
 
 logger = logging.getLogger(__name__)
@@ -44,28 +46,20 @@ def _knowledge(
     return page.items, page.cursor
 
 
-def paged(state_key: str, fetch, scope: object) -> tuple[list, bool]:
-    """Keep the pages loaded so far in session state; "Load more" follows the cursor.
+def paged(state_key: str, fetch: Callable, scope: object) -> tuple[list, bool]:
+    """Load as many pages as the operator asked for with "Load more", along the cursor.
 
-    ``scope`` identifies the query (for example the agent filter); a new scope starts over.
-    Returns the items and whether the store holds more.
+    ``scope`` identifies the query (for example the agent filter); a new scope starts over
+    at one page. Returns the items and whether the store holds more.
     """
     state = st.session_state
-    if state.get(f"{state_key}-scope") != scope or f"{state_key}-items" not in state:
-        items, cursor = fetch(None)
-        state.update(
-            {
-                f"{state_key}-scope": scope,
-                f"{state_key}-items": items,
-                f"{state_key}-cursor": cursor,
-            }
-        )
-    cursor = state[f"{state_key}-cursor"]
-    if st.button("Load more", key=f"{state_key}-more", disabled=cursor is None):
-        items, cursor = fetch(cursor)
-        state[f"{state_key}-items"] = state[f"{state_key}-items"] + items
-        state[f"{state_key}-cursor"] = cursor
-    return state[f"{state_key}-items"], state[f"{state_key}-cursor"] is not None
+    if f"{state_key}-pages" not in state or state.get(f"{state_key}-scope") != scope:
+        state.update({f"{state_key}-scope": scope, f"{state_key}-pages": 1})
+    items, more = follow_pages(fetch, state[f"{state_key}-pages"])
+    if st.button("Load more", key=f"{state_key}-more", disabled=not more):
+        state[f"{state_key}-pages"] += 1
+        st.rerun()
+    return items, more
 
 
 def patterns_tab() -> None:
@@ -91,7 +85,6 @@ def patterns_tab() -> None:
         deleted = get_store().delete_pattern(chosen)
         _patterns.clear()
         _tables.clear()
-        st.session_state.pop("pat-items", None)
         st.session_state["pat-message"] = (
             f"Pattern {chosen} deleted." if deleted else f"Pattern {chosen} was already gone."
         )
