@@ -1,0 +1,159 @@
+"""OpsForge's own alert and metric-series records, as ``Alert.to_dict()`` and
+``MetricSeries.to_dict()`` write them.
+
+Alert: ``name``, ``service`` and ``starts_at`` are required; ``severity`` (default warning),
+``status`` (default firing), ``summary``, ``description``, ``labels``, ``ends_at``,
+``fingerprint`` and ``source`` are optional. Series: ``service``, ``metric`` and ``points``
+(``[[timestamp, value], ...]``) are required; ``unit`` and ``kind`` (gauge or counter) are
+optional. Timestamps are ISO 8601 strings or epoch seconds or milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from opsforge_core.errors import IngestError
+from opsforge_core.ingest.fields import (
+    ALERT_SOURCES,
+    ParseContext,
+    check_text,
+    fingerprint_for,
+    finish_alert,
+    index,
+    join,
+    labels_of,
+    require_dict,
+    require_list,
+    severity_of,
+    status_of,
+    text,
+)
+from opsforge_core.ingest.timestamps import parse_time
+from opsforge_core.models import Alert, MetricSeries
+
+SERIES_KINDS = ("gauge", "counter")
+
+
+def parse_alert(record: Any, path: str, ctx: ParseContext, default_source: str = "api") -> Alert:
+    """Build an ``Alert`` from one OpsForge alert record, or raise ``IngestError``."""
+    rec = require_dict(record, path)
+    limits = ctx.limits
+    name = text(rec, "name", path, limits)
+    service = text(rec, "service", path, limits)
+    labels = labels_of(rec.get("labels"), join(path, "labels"), limits)
+    status = status_of(rec.get("status"), join(path, "status"))
+    starts_at = _time(rec, "starts_at", path, ctx, required=True)
+    ends_at = _time(rec, "ends_at", path, ctx, required=False)
+    if status == "resolved" and ends_at is None:
+        # NOTE: a resolved record without an end time is taken to end when it was received,
+        # which overstates the duration by the delivery delay.
+        ends_at = max(ctx.received_at, starts_at)
+    alert = Alert(
+        fingerprint=text(rec, "fingerprint", path, limits, required=False)
+        or fingerprint_for(name, service, labels),
+        source=_source(rec, path, ctx, default_source),
+        name=name,
+        service=service,
+        severity=severity_of(
+            rec.get("severity"), join(path, "severity"), default="warning", strict=True
+        ),
+        status=status,
+        summary=text(rec, "summary", path, limits, required=False),
+        description=text(rec, "description", path, limits, required=False),
+        labels=labels,
+        starts_at=starts_at,
+        ends_at=ends_at,
+        raw=rec,
+    )
+    return finish_alert(alert, join(path, "ends_at"))
+
+
+def _time(rec: dict[str, Any], key: str, path: str, ctx: ParseContext, *, required: bool):
+    value = rec.get(key)
+    if value is None:
+        if required:
+            raise IngestError(join(path, key), "is missing; send an ISO 8601 timestamp")
+        return None
+    return parse_time(value, join(path, key), ctx.received_at, epoch=True, zero_is_none=True)
+
+
+def _source(rec: dict[str, Any], path: str, ctx: ParseContext, default: str) -> str:
+    source = text(rec, "source", path, ctx.limits, required=False) or default
+    if source not in ALERT_SOURCES:
+        raise IngestError(
+            join(path, "source"),
+            f"unknown source {source[:64]!r}; use one of {', '.join(ALERT_SOURCES)}",
+        )
+    return source
+
+
+def parse_series(record: Any, path: str, ctx: ParseContext) -> MetricSeries:
+    """Build a ``MetricSeries`` from one OpsForge series record, or raise ``IngestError``.
+
+    Points may come in any order and are sorted by time. Duplicate timestamps are kept, and
+    counters are kept raw (resets included), because the detector merges and differences
+    them. Null and non-finite values become NaN, meaning a missing sample.
+    """
+    rec = require_dict(record, path)
+    limits = ctx.limits
+    service = text(rec, "service", path, limits)
+    metric = text(rec, "metric", path, limits)
+    unit = text(rec, "unit", path, limits, required=False)
+    kind = (text(rec, "kind", path, limits, required=False) or "gauge").strip().lower()
+    if kind not in SERIES_KINDS:
+        raise IngestError(
+            join(path, "kind"), f"unknown kind {kind[:64]!r}; use one of {', '.join(SERIES_KINDS)}"
+        )
+    points_path = join(path, "points")
+    if rec.get("points") is None:
+        raise IngestError(points_path, "is missing; send [[timestamp, value], ...]")
+    points = require_list(rec["points"], points_path)
+    if len(points) > limits.max_points_per_series:
+        raise IngestError(
+            points_path,
+            f"has {len(points)} points, more than the limit of {limits.max_points_per_series}"
+            "; send the series in several payloads",
+        )
+    ctx.count_points(len(points), points_path)
+    timestamps, values = _points(points, points_path, ctx)
+    order = np.argsort(timestamps, kind="stable")
+    return MetricSeries(service, metric, timestamps[order], values[order], unit, kind)
+
+
+def _points(points: list[Any], path: str, ctx: ParseContext) -> tuple[np.ndarray, np.ndarray]:
+    timestamps = np.empty(len(points), dtype=np.float64)
+    values = np.empty(len(points), dtype=np.float64)
+    for position, point in enumerate(points):
+        point_path = index(path, position)
+        if not isinstance(point, (list, tuple)) or len(point) != 2:
+            raise IngestError(point_path, "must be a [timestamp, value] pair")
+        moment = parse_time(point[0], index(point_path, 0), ctx.received_at, epoch=True)
+        timestamps[position] = moment.timestamp()
+        values[position] = _sample(point[1], index(point_path, 1), ctx)
+    return timestamps, values
+
+
+def _sample(value: Any, path: str, ctx: ParseContext) -> float:
+    """Convert one sample to float; null and non-finite values are NaN (a missing sample)."""
+    if value is None:
+        return math.nan
+    if isinstance(value, bool):
+        raise IngestError(path, "must be a number, not a boolean")
+    if isinstance(value, (int, float)):
+        try:
+            number = float(value)
+        except OverflowError:
+            return math.nan  # an integer beyond float range is as unusable as infinity
+    elif isinstance(value, str):
+        # Prometheus and some exporters send sample values as strings ("97.1", "NaN").
+        check_text(value, path, ctx.limits)
+        try:
+            number = float(value)
+        except ValueError as exc:
+            raise IngestError(path, f"{value[:64]!r} is not a number") from exc
+    else:
+        raise IngestError(path, "must be a number or null")
+    return number if math.isfinite(number) else math.nan
