@@ -12,7 +12,7 @@ import logging
 import streamlit as st
 
 from opsforge_core.models import SEVERITIES, SEVERITY_RANK, Alert, MetricSeries, utcnow
-from opsforge_core.views import alert_rows, paginate, service_figure, sort_alerts
+from opsforge_core.views import alert_rows, paginate, service_figure, shorten, sort_alerts
 from pages._data import feed_anomalies, load_feed, scenario_names
 from pages._shared import failure_shown, get_simulator, init_state
 
@@ -143,6 +143,22 @@ def _alert_table(alerts: list[Alert]) -> None:
     page = paginate(sort_alerts(shown), int(number), PAGE_SIZE)
     st.dataframe(alert_rows(page.rows, utcnow()), hide_index=True, key="live-alerts")
     st.caption(f"{page.total:,} alerts match; page {page.number} of {page.count}.")
+    if page.rows:
+        by_key = {f"{a.fingerprint}@{a.starts_at.timestamp()}": a for a in page.rows}
+        # The feed moves on between refreshes; fall back to the first alert when one leaves.
+        if st.session_state.get("live-alert") not in by_key:
+            st.session_state["live-alert"] = next(iter(by_key))
+        chosen = st.selectbox(
+            "Alert details",
+            list(by_key),
+            format_func=lambda k: shorten(
+                f"{by_key[k].severity} · {by_key[k].service} · {by_key[k].name} · "
+                f"{by_key[k].summary}",
+                140,
+            ),
+            key="live-alert",
+        )
+        st.json(by_key[chosen].to_dict(include_raw=True), expanded=1)
 
 
 st.title("Live")
