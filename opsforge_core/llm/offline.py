@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections import Counter
 
+from opsforge_core.agents.faultkind import FAULT_KINDS, infer_fault_kind
 from opsforge_core.llm import findings as fx
 from opsforge_core.llm.base import SynthesisRequest
 from opsforge_core.llm.guard import injection_flags
-from opsforge_core.llm.runbooks import FAULT_KINDS, actions_for, guess_fault_kind
+from opsforge_core.llm.runbooks import actions_for
 from opsforge_core.models import SEVERITIES, SEVERITY_RANK, Synthesis, max_severity
 
 OFFLINE_PROVIDER = "offline"
@@ -25,7 +26,7 @@ _SOURCE_WEIGHT = {"rootcause": 1.0, "rule": 0.8, "predictiveops": 0.6, "alert": 
 def offline_synthesis(request: SynthesisRequest) -> Synthesis:
     """Build the rule-based synthesis of ``request``; never raises on missing findings."""
     root_cause, source, evidence = _root_cause(request)
-    fault_kind = _fault_kind(request)
+    fault_kind = _fault_kind(request, root_cause)
     anomalies = fx.earliest_anomalies(request.results)
     evidence += [f"predictiveops.anomalies[{i}]" for i, _ in anomalies]
     evidence = list(dict.fromkeys(evidence))
@@ -76,16 +77,22 @@ def _root_cause(request: SynthesisRequest) -> tuple[str, str, list[str]]:
     return "unknown", "alert", []
 
 
-def _fault_kind(request: SynthesisRequest) -> str:
+def _fault_kind(request: SynthesisRequest, root_cause: str) -> str:
+    """Return the fault kind named by the request or the rootcause agent, else infer it."""
     if request.rule_fault_kind in FAULT_KINDS:
         return request.rule_fault_kind
     rootcause = fx.ok_result(request.results, "rootcause")
     named = rootcause.findings.get("fault_kind") if rootcause else None
     if named in FAULT_KINDS:
         return named
-    texts = [f"{a.name} {a.summary}" for a in request.alerts]
-    texts += [fx.describe_anomaly(a) for a in fx.anomalies(request.results)]
-    return guess_fault_kind(texts)
+    anomalies = [
+        a
+        for a in fx.anomalies(request.results)
+        if isinstance(a, dict) and fx.entry_service(a) == root_cause
+    ]
+    alerts = [a for a in request.alerts if a.service == root_cause]
+    kind, _ = infer_fault_kind(anomalies, alerts)
+    return kind
 
 
 def blast_radius(request: SynthesisRequest, root_cause: str) -> list[str]:

@@ -1,4 +1,4 @@
-"""Standard first actions per fault kind, and a keyword guess of the fault kind.
+"""Standard first actions per fault kind (the kinds of ``opsforge_core.agents.faultkind``).
 
 The offline synthesis recommends these actions, and the LLM prompt shows them as the baseline
 an answer may refine. They are read-only diagnostics first, then the usual mitigation; an
@@ -6,18 +6,6 @@ operator carries each one out, OpsForge runs none of them.
 """
 
 from __future__ import annotations
-
-FAULT_KINDS: tuple[str, ...] = (
-    "cpu_saturation",
-    "memory_leak",
-    "disk_filling",
-    "db_connection_pool_exhaustion",
-    "bad_deploy",
-    "network_latency",
-    "cache_failure",
-    "queue_backlog",
-    "unknown",
-)
 
 RUNBOOKS: dict[str, list[str]] = {
     "cpu_saturation": [
@@ -67,38 +55,6 @@ RUNBOOKS: dict[str, list[str]] = {
         "Escalate to the owning team of {service} with the evidence listed here.",
     ],
 }
-
-# Keywords in alert names, summaries and metric names, most specific first: the first kind with
-# a matching keyword wins.
-_KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    (
-        "db_connection_pool_exhaustion",
-        (
-            "connection pool",
-            "connection_pool",
-            "pool exhaust",
-            "db_conn",
-            "dbconn",
-            "too many connections",
-        ),
-    ),
-    ("bad_deploy", ("deploy", "release", "rollout", "version")),
-    ("cache_failure", ("cache", "redis", "memcache", "hit ratio", "hit_ratio", "evict")),
-    ("queue_backlog", ("queue", "backlog", "consumer lag", "consumer_lag", "sqs")),
-    ("disk_filling", ("disk", "volume", "filesystem", "inode", "storage full")),
-    ("memory_leak", ("memory", "heap", "oom", "rss", "gc pause")),
-    ("cpu_saturation", ("cpu", "load average", "throttled")),
-    ("network_latency", ("latency", "network", "packet", "rtt", "timeout")),
-)
-
-
-def guess_fault_kind(texts: list[str]) -> str:
-    """Return the fault kind whose keywords appear in ``texts``; ``unknown`` when none do."""
-    haystack = " ".join(texts).lower()
-    for kind, keywords in _KEYWORDS:
-        if any(word in haystack for word in keywords):
-            return kind
-    return "unknown"
 
 
 def actions_for(fault_kind: str, service: str) -> list[str]:
