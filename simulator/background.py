@@ -48,7 +48,7 @@ def _candidates(specs: dict[str, ServiceSpec], plan: FaultPlan) -> list[tuple[st
     ]
 
 
-def _lift(spec: ServiceSpec, metric: str, at: float) -> float:
+def threshold_lift(spec: ServiceSpec, metric: str, at: float) -> float:
     """Return how much to add at epoch ``at`` to sit just past the metric's threshold."""
     rule = RULES_BY_METRIC[metric][0]
     target = rule.threshold_for(spec) * (1.0 + NOISY_METRICS[metric])
@@ -74,7 +74,7 @@ def plan_background(
             for_samples = RULES_BY_METRIC[metric][0].for_samples
             width = (for_samples + int(rng.integers(1, 4))) * step_seconds
             onset = rng.uniform(0.05, 0.9) * duration_s
-            amount = _lift(specs[service], metric, start_epoch + onset)
+            amount = threshold_lift(specs[service], metric, start_epoch + onset)
             shape = Shape("pulse", width_s=width)
             background.effects.append(Effect(service, metric, "add", amount, onset, shape))
             background.noisy_series.append((service, metric, "spike"))
@@ -108,6 +108,6 @@ def _flap(
     below = int(rng.integers(2, 5)) * step_seconds
     length = rng.uniform(0.25, 0.4) * duration_s
     onset = rng.uniform(0.05, 0.95 - length / duration_s) * duration_s
-    amount = _lift(specs[service], metric, start_epoch + onset)
+    amount = threshold_lift(specs[service], metric, start_epoch + onset)
     shape = Shape("square", period_s=above + below, width_s=above)
     return Effect(service, metric, "add", amount, onset, shape, until_s=onset + length)

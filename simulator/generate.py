@@ -143,12 +143,13 @@ def _ground_truth(
         "noise_fingerprints": noise,
         "flapping_fingerprints": sorted(fp for fp, n in episodes.items() if n > 1),
         "affected_services": {
-            name: start + timedelta(seconds=onsets.get(name, 0.0))
+            name: start + timedelta(seconds=round(onsets.get(name, 0.0)))
             for name in sorted(plan.affected_services())
         },
         "noisy_series": [f"{s}/{m}" for s, m, _ in background.noisy_series],
         "restarts": [
-            {"service": name, "at": start + timedelta(seconds=s)} for name, s in plan.restarts
+            {"service": name, "at": start + timedelta(seconds=round(s))}
+            for name, s in plan.restarts
         ],
         **plan.details,
     }
