@@ -32,7 +32,7 @@ from opsforge_core.errors import (
     OpsForgeError,
     StoreError,
 )
-from opsforge_core.ingest import parse_payload
+from opsforge_core.ingest import IngestLimits, LimitExceededError, parse_payload
 from opsforge_core.models import Alert, IngestBatch, MetricSeries, iso, json_safe
 from opsforge_core.store.base import AlertUpsert, Store
 from opsforge_core.topology import ServiceGraph
@@ -42,6 +42,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# Raised for a payload over the configured size limits; the HTTP API answers it with 413.
+PayloadTooLargeError = LimitExceededError
+
 # New firing alerts of these severities start an analysis on their own; lower ones only join
 # one that a serious alert starts.
 ANALYZE_SEVERITIES = frozenset({"high", "critical"})
@@ -49,10 +52,6 @@ ANALYZE_SEVERITIES = frozenset({"high", "critical"})
 _ANALYSIS_OPTIONS = ("agents", "symptom")
 # Upper bound of feed pages read to learn the current state of an incident's alerts.
 _FEED_PAGES = 20
-
-
-class PayloadTooLargeError(IngestError):
-    """A payload holds more alerts or metric points than the configured limits allow."""
 
 
 @dataclass
@@ -228,21 +227,13 @@ def handle_incident(
 def _parse(payload: Any, settings: Settings) -> IngestBatch:
     if payload is None:
         raise IngestError("body", "missing; send a JSON object")
-    batch = parse_payload(payload)
-    if len(batch.alerts) > settings.api_max_alerts:
-        raise PayloadTooLargeError(
-            "alerts",
-            f"{len(batch.alerts)} alerts exceed the limit of {settings.api_max_alerts}; "
-            "split the payload or raise OPSFORGE_API_MAX_ALERTS",
-        )
-    points = sum(len(series) for series in batch.series)
-    if points > settings.api_max_points:
-        raise PayloadTooLargeError(
-            "metrics",
-            f"{points} metric points exceed the limit of {settings.api_max_points}; "
-            "split the payload or raise OPSFORGE_API_MAX_POINTS",
-        )
-    return batch
+    # Over-limit payloads raise LimitExceededError (HTTP 413): they are never truncated.
+    limits = IngestLimits(
+        max_bytes=settings.api_max_body_bytes,
+        max_alerts=settings.api_max_alerts,
+        max_total_points=settings.api_max_points,
+    )
+    return parse_payload(payload, limits=limits)
 
 
 def _split_options(payload: Any) -> tuple[dict[str, Any], Any]:

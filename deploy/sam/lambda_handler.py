@@ -106,6 +106,12 @@ def _get_runtime() -> _Runtime:
         return _runtime
 
 
+def _current_settings() -> Settings:
+    """Return the runtime's settings without opening the store."""
+    runtime = _runtime
+    return runtime.settings if runtime is not None else Settings.from_env()
+
+
 def set_runtime(
     settings: Settings | None = None,
     store: Any = None,
@@ -223,13 +229,9 @@ def _dispatch(event: Any) -> dict[str, Any]:
         return _sns(event)
     if "type" in event:
         return _direct(event)
-    raise BadEventError(
-        400,
-        "source",
-        "unknown event source",
-        "send an OpsForge event with 'type' (alerts, metrics or incident), an API Gateway "
-        "request, an EventBridge event or an SNS notification",
-    )
+    # Anything else may still be a payload the ingest layer knows (an Alertmanager webhook or
+    # a PagerDuty event sent straight to the function); it answers 400 when it is not.
+    return _handle("events", event, retry_store_errors=False)
 
 
 # -- routes ------------------------------------------------------------------------------------
@@ -245,7 +247,7 @@ def _api_gateway(event: dict[str, Any]) -> dict[str, Any]:
         raise BadEventError(
             405, "httpMethod", f"{method or 'no method'} is not allowed", "use POST"
         )
-    payload = _gateway_body(event, _get_runtime().settings.api_max_body_bytes)
+    payload = _gateway_body(event, _current_settings().api_max_body_bytes)
     return _handle("incident", payload, retry_store_errors=False)
 
 
@@ -325,13 +327,18 @@ def _direct(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _handle(kind: str, payload: Any, *, retry_store_errors: bool) -> dict[str, Any]:
-    runtime = _get_runtime()
-    common = {"store": runtime.store, "settings": runtime.settings}
     try:
+        runtime = _get_runtime()
+        common = {"store": runtime.store, "settings": runtime.settings}
         if kind == "incident":
             result = handlers.handle_incident(payload, orchestrator=runtime.orchestrator, **common)
         elif kind == "metrics":
             result = handlers.handle_metrics(payload, **common)
+        elif kind == "events":
+            orchestrator = runtime.orchestrator if runtime.analyze else None
+            result = handlers.handle_events(
+                payload, orchestrator=orchestrator, analyze=runtime.analyze, **common
+            )
         else:
             orchestrator = runtime.orchestrator if runtime.analyze else None
             result = handlers.handle_alerts(

@@ -1,0 +1,164 @@
+"""The Lambda handler with every recorded event the senders produce."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+
+from opsforge_core.config import Settings
+from opsforge_core.store import open_store
+
+from .lambda_events import body_of, context, load_event
+
+
+def _store() -> object:
+    return open_store(Settings.from_env())
+
+
+def test_apigw_v1_analyze_returns_report(lambda_env: ModuleType, events_dir: Path) -> None:
+    event = load_event(events_dir, "apigw_v1_analyze.json")
+
+    response = lambda_env.lambda_handler(event, context())
+    body = body_of(response)
+
+    assert response["statusCode"] == 200
+    assert response["headers"]["Content-Type"] == "application/json"
+    assert body["kind"] == "incident"
+    assert body["accepted"] == 4  # two alerts and two series
+    assert body["rejected"] == []
+    incident = body["incident"]
+    assert body["incidents_opened"] == [incident["incident_id"]]
+    assert sorted(a["name"] for a in incident["alerts"]) == ["HighLatency", "PodCrashLooping"]
+    assert sorted(incident["series_keys"]) == [
+        "checkout/http_requests_total",
+        "payments/memory_used_percent",
+    ]
+    stored = _store().get_incident(incident["incident_id"])
+    assert stored is not None
+    assert stored.synthesis.root_cause == incident["synthesis"]["root_cause"]
+
+
+def test_apigw_v2_base64_matches_v1(lambda_env: ModuleType, events_dir: Path) -> None:
+    v1 = body_of(
+        lambda_env.lambda_handler(load_event(events_dir, "apigw_v1_analyze.json"), context())
+    )
+    response = lambda_env.lambda_handler(
+        load_event(events_dir, "apigw_v2_analyze_base64.json"), context()
+    )
+    v2 = body_of(response)
+
+    assert response["statusCode"] == 200
+    assert response["headers"]["X-Request-Id"] == "JKJaXmPLvHcESHA="
+    assert v2["incident"]["incident_id"] != v1["incident"]["incident_id"]
+    for key in ("root_cause", "severity", "summary"):
+        assert v2["incident"]["synthesis"][key] == v1["incident"]["synthesis"][key]
+    fingerprints_v1 = sorted(a["fingerprint"] for a in v1["incident"]["alerts"])
+    fingerprints_v2 = sorted(a["fingerprint"] for a in v2["incident"]["alerts"])
+    assert fingerprints_v2 == fingerprints_v1
+    # The second request repeats the same alerts, so the feed counts them as repeats.
+    assert sorted(v2["deduplicated"]) == fingerprints_v1
+
+
+def test_eventbridge_alerts_open_one_incident(lambda_env: ModuleType, events_dir: Path) -> None:
+    event = load_event(events_dir, "eventbridge_opsforge_alerts.json")
+
+    body = body_of(lambda_env.lambda_handler(event, context()))
+
+    assert body["accepted"] == 2
+    assert len(body["new"]) == 2
+    # PodCrashLooping is high severity, so the delivery starts one analysis.
+    assert len(body["incidents_opened"]) == 1
+    report = _store().get_incident(body["incidents_opened"][0])
+    assert sorted(a.name for a in report.alerts) == ["HighLatency", "PodCrashLooping"]
+
+
+def test_eventbridge_retry_creates_no_duplicate(lambda_env: ModuleType, events_dir: Path) -> None:
+    event = load_event(events_dir, "eventbridge_opsforge_alerts.json")
+    first = body_of(lambda_env.lambda_handler(event, context("first")))
+
+    repeat = body_of(lambda_env.lambda_handler(copy.deepcopy(event), context("retry")))
+
+    assert repeat["new"] == []
+    assert sorted(repeat["deduplicated"]) == sorted(first["new"])
+    assert repeat["incidents_opened"] == []
+    store = _store()
+    assert len(store.recent_alerts().items) == 2
+    assert len(store.list_incidents().items) == 1
+
+
+def test_eventbridge_metrics_stored(lambda_env: ModuleType, events_dir: Path) -> None:
+    event = load_event(events_dir, "eventbridge_opsforge_metrics.json")
+
+    response = lambda_env.lambda_handler(event, context())
+    body = body_of(response)
+
+    assert response["statusCode"] == 200
+    assert body["kind"] == "metrics"
+    assert sorted(body["accepted_ids"]) == [
+        "checkout/http_requests_total",
+        "payments/memory_used_percent",
+    ]
+    assert body["series_stored"] >= 2
+    series = {s.key: s for s in _store().recent_metrics()}
+    assert len(series["payments/memory_used_percent"]) == 6
+    assert len(series["checkout/http_requests_total"]) == 4
+
+
+def test_cloudwatch_alarm_event_stored(lambda_env: ModuleType, events_dir: Path) -> None:
+    event = load_event(events_dir, "cloudwatch_alarm_state_change.json")
+
+    response = lambda_env.lambda_handler(event, context())
+    body = body_of(response)
+
+    assert response["statusCode"] == 200
+    assert body["source"] == "cloudwatch"
+    assert body["accepted"] == 1
+    alert = _store().recent_alerts().items[0]
+    assert alert.status == "firing"
+    assert alert.starts_at == datetime(2026, 11, 20, 8, 15, 42, 515000, tzinfo=UTC)
+
+
+def test_cloudwatch_alarm_sns_stored(lambda_env: ModuleType, events_dir: Path) -> None:
+    event = load_event(events_dir, "cloudwatch_alarm_sns.json")
+
+    response = lambda_env.lambda_handler(event, context())
+    body = body_of(response)
+
+    assert response["statusCode"] == 200
+    assert body["accepted"] == 1
+    assert body["rejected"] == []
+    alert = _store().recent_alerts().items[0]
+    assert "orders-db" in alert.service or "orders-db" in alert.name
+
+
+def test_alertmanager_webhook_direct(lambda_env: ModuleType, events_dir: Path) -> None:
+    event = load_event(events_dir, "alertmanager_webhook_mixed.json")
+
+    body = body_of(lambda_env.lambda_handler(event, context()))
+
+    assert body["source"] == "alertmanager"
+    assert body["accepted"] == 2
+    alerts = {a.fingerprint: a for a in _store().recent_alerts().items}
+    firing = alerts["c4f1a9d02b7e3f51"]
+    assert firing.status == "firing"
+    assert firing.ends_at is None
+    assert firing.starts_at == datetime(2026, 11, 20, 8, 2, 11, 113000, tzinfo=UTC)
+    resolved = alerts["9ab2e6c1f0d47733"]
+    assert resolved.status == "resolved"
+    assert resolved.duration_seconds == 17 * 60 + 30
+    assert len(body["incidents_opened"]) == 1
+
+
+def test_pagerduty_event_direct(lambda_env: ModuleType, events_dir: Path) -> None:
+    event = load_event(events_dir, "pagerduty_events_v2_trigger.json")
+
+    response = lambda_env.lambda_handler(event, context())
+    body = body_of(response)
+
+    assert response["statusCode"] == 200
+    assert body["accepted"] == 1
+    alert = _store().recent_alerts().items[0]
+    assert alert.severity == "critical"
+    assert alert.summary == "orders-db CPU at 97% for 3 minutes"
