@@ -1,0 +1,516 @@
+"""The DynamoDB store: production persistence through boto3, for EC2 and Lambda alike.
+
+Items hold a normalized document (``doc``) beside the attributes that keys and indexes read.
+A document that would make an item larger than DynamoDB's 400 KB limit is stored gzip
+compressed (``doc_gz``); only one that does not fit even then is trimmed, with notes on what
+the stored copy lost (see ``trim``). Table layout and creation are in ``dynamodb_schema``,
+calls, paging and error mapping in ``dynamodb_io``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from opsforge_core.config import Settings
+from opsforge_core.errors import ConflictError, StoreError, ValidationError
+from opsforge_core.models import (
+    IncidentReport,
+    IncidentSummary,
+    KnowledgeItem,
+    Pattern,
+    iso,
+    utcnow,
+)
+from opsforge_core.store import dynamodb_schema as schema
+from opsforge_core.store import records
+from opsforge_core.store.base import (
+    IncidentFilter,
+    Page,
+    Store,
+    TableInfo,
+)
+from opsforge_core.store.codec import check_key, item_size, normalize, sort_time
+from opsforge_core.store.dynamodb_feed import FeedMixin
+from opsforge_core.store.dynamodb_io import (
+    ITEM_BUDGET,
+    LIMIT_TEXT,
+    Tables,
+    deserialize,
+    pack,
+    serialize,
+    unpack,
+)
+from opsforge_core.store.trim import trim_incident
+
+logger = logging.getLogger(__name__)
+
+# Optimistic updates of an incident re-read and retry this often when another write wins.
+UPDATE_ATTEMPTS = 8
+
+
+def make_client(settings: Settings, retry_mode: str = "standard") -> Any:
+    """Build a DynamoDB client with bounded retries and timeouts.
+
+    ``standard`` mode retries throttling and transient errors with exponential backoff;
+    ``adaptive`` also slows the client down while DynamoDB throttles it.
+    """
+    config = Config(
+        region_name=settings.region,
+        retries={"mode": retry_mode, "max_attempts": 5},
+        connect_timeout=3,
+        read_timeout=10,
+        tcp_keepalive=True,
+    )
+    return boto3.session.Session().client(
+        "dynamodb", endpoint_url=settings.dynamodb_endpoint, config=config
+    )
+
+
+class DynamoDBStore(FeedMixin, Store):
+    """Store on four DynamoDB tables; the client may be injected (tests, local endpoints)."""
+
+    def __init__(
+        self,
+        client: Any,
+        names: dict[str, str],
+        feed_ttl_hours: int = 72,
+        endpoint: str | None = None,
+    ) -> None:
+        self.tables = Tables(client, endpoint)
+        self.names = dict(names)
+        self.feed_ttl_hours = feed_ttl_hours
+
+    @classmethod
+    def from_settings(cls, settings: Settings, client: Any | None = None) -> DynamoDBStore:
+        client = client if client is not None else make_client(settings)
+        return cls(
+            client, settings.table_names, settings.feed_ttl_hours, settings.dynamodb_endpoint
+        )
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def init(self) -> list[str]:
+        return schema.create_tables(self.tables, self.names)
+
+    def check(self) -> None:
+        for name in self.names.values():
+            self.tables.call("describe_table", name, "check", TableName=name)
+
+    def describe_tables(self) -> list[TableInfo]:
+        return schema.describe(self.tables, self.names)
+
+    # -- incident memory -----------------------------------------------------------------------
+
+    def _incident_item(self, report: IncidentReport) -> dict[str, Any]:
+        fixed = {**records.incident_index(report), "version": uuid.uuid4().hex}
+        document = trim_incident(
+            records.incident_document(report),
+            lambda doc: pack(fixed, doc) is not None,
+            LIMIT_TEXT,
+        )
+        item = pack(fixed, document)
+        assert item is not None  # trim_incident raised if nothing fits
+        return item
+
+    def put_incident(self, report: IncidentReport) -> None:
+        table = self.names["incidents"]
+        check_key(table, "incident_id", report.incident_id)
+        item = self._incident_item(report)
+        self.tables.call(
+            "put_item",
+            table,
+            f"incident_id={report.incident_id!r}",
+            TableName=table,
+            Item=serialize(item),
+        )
+
+    def get_incident(self, incident_id: str) -> IncidentReport | None:
+        table = self.names["incidents"]
+        check_key(table, "incident_id", incident_id)
+        item = self.tables.get(table, {"incident_id": incident_id})
+        return IncidentReport.from_dict(unpack(item)) if item else None
+
+    def list_incidents(
+        self,
+        filters: IncidentFilter | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[IncidentSummary]:
+        _check_limit(limit)
+        filters = filters or IncidentFilter()
+        if filters.status:
+            index, partition, value = "by-status", "status", filters.status
+        else:
+            index, partition, value = "by-created", "listing", records.LISTING_PARTITION
+        names = {"#p": partition}
+        values: dict[str, Any] = {":p": value}
+        condition = "#p = :p" + _time_condition(filters, values)
+        if filters.since or filters.until:
+            names["#c"] = "created_at"
+        filter_expression = _incident_filter(filters, names, values)
+        kwargs: dict[str, Any] = {
+            "IndexName": index,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": serialize(values),
+            "ScanIndexForward": False,
+        }
+        if filter_expression:
+            kwargs["FilterExpression"] = filter_expression
+        items, next_cursor = self.tables.page(
+            "query",
+            self.names["incidents"],
+            f"list index {index}",
+            limit=limit,
+            cursor=cursor,
+            key_attrs=["incident_id", partition, "created_at"],
+            filtered=bool(filter_expression),
+            **kwargs,
+        )
+        return Page([records.summary_from_index(i) for i in items], next_cursor)
+
+    def _change_incident(
+        self, incident_id: str, change: Any, expected_status: str | None = None
+    ) -> IncidentReport:
+        """Read, change and write back one incident, conditional on its version.
+
+        ``change`` edits the report in place. A lost race re-reads and retries; a stored
+        status other than ``expected_status`` raises ``ConflictError``.
+        """
+        table = self.names["incidents"]
+        what = f"incident_id={incident_id!r}"
+        for _ in range(UPDATE_ATTEMPTS):
+            item = self.tables.get(table, {"incident_id": incident_id})
+            if item is None:
+                raise StoreError(f"{table}: incident {incident_id!r} not found")
+            report = IncidentReport.from_dict(unpack(item))
+            if expected_status is not None and report.status != expected_status:
+                raise ConflictError(
+                    f"{table} {what}: status is {report.status!r}, expected {expected_status!r}"
+                )
+            change(report)
+            condition = "version = :version"
+            values = {":version": item["version"]}
+            if expected_status is not None:
+                condition += " AND #status = :expected"
+                values[":expected"] = expected_status
+            try:
+                self.tables.call(
+                    "put_item",
+                    table,
+                    what,
+                    TableName=table,
+                    Item=serialize(self._incident_item(report)),
+                    ConditionExpression=condition,
+                    ExpressionAttributeValues=serialize(values),
+                    **(
+                        {"ExpressionAttributeNames": {"#status": "status"}}
+                        if expected_status is not None
+                        else {}
+                    ),
+                )
+            except ConflictError:
+                logger.debug("%s %s changed while updating; retrying", table, what)
+                continue
+            return report
+        raise ConflictError(f"{table} {what}: changed by other writers {UPDATE_ATTEMPTS} times")
+
+    def update_incident_status(
+        self,
+        incident_id: str,
+        status: str,
+        notes: str | None = None,
+        expected_status: str | None = None,
+    ) -> IncidentReport:
+        table = self.names["incidents"]
+        check_key(table, "incident_id", incident_id)
+        if status not in records.INCIDENT_STATUSES:
+            raise ValidationError(f"{table} incident_id={incident_id!r}: invalid status {status!r}")
+        now = utcnow()
+        return self._change_incident(
+            incident_id,
+            lambda report: records.apply_status(report, status, notes, now),
+            expected_status,
+        )
+
+    def set_feedback(self, incident_id: str, feedback: dict[str, Any]) -> IncidentReport:
+        check_key(self.names["incidents"], "incident_id", incident_id)
+        value = normalize(feedback)
+
+        def change(report: IncidentReport) -> None:
+            report.feedback = value
+
+        return self._change_incident(incident_id, change)
+
+    def find_open_incidents_for(self, fingerprints: list[str]) -> list[IncidentSummary]:
+        # NOTE: reads the index entry of every open incident and matches fingerprints here.
+        # That is one small query while open incidents number in the hundreds; a per-alert
+        # index would be needed beyond that.
+        wanted = {f for f in fingerprints if f}
+        if not wanted:
+            return []
+        table = self.names["incidents"]
+        items = self.tables.all_items(
+            "query",
+            table,
+            "open incidents",
+            IndexName="by-status",
+            KeyConditionExpression="#s = :open",
+            ExpressionAttributeNames={"#s": "status"},
+            ExpressionAttributeValues=serialize({":open": "open"}),
+            ScanIndexForward=False,
+        )
+        found = [i for i in items if wanted.intersection(i.get("fingerprints") or [])]
+        return [records.summary_from_index(i) for i in found]
+
+    # -- pattern library -----------------------------------------------------------------------
+
+    def _pattern_item(self, pattern: Pattern) -> dict[str, Any]:
+        table = self.names["patterns"]
+        check_key(table, "pattern_id", pattern.pattern_id)
+        check_key(table, "signature", pattern.signature)
+        item = normalize(pattern.to_dict())
+        if item_size(item) > ITEM_BUDGET:
+            raise ValidationError(f"{table} pattern_id={pattern.pattern_id!r}: over {LIMIT_TEXT}")
+        return item
+
+    def put_pattern(self, pattern: Pattern) -> None:
+        table = self.names["patterns"]
+        item = self._pattern_item(pattern)
+        self.tables.call(
+            "put_item",
+            table,
+            f"pattern_id={pattern.pattern_id!r}",
+            TableName=table,
+            Item=serialize(item),
+        )
+
+    def get_pattern(self, pattern_id: str) -> Pattern | None:
+        table = self.names["patterns"]
+        check_key(table, "pattern_id", pattern_id)
+        item = self.tables.get(table, {"pattern_id": pattern_id})
+        return Pattern.from_dict(item) if item else None
+
+    def find_patterns(self, signature: str) -> list[Pattern]:
+        # NOTE: the index is eventually consistent on AWS: a pattern recorded a moment ago
+        # may be missing from this answer for up to about a second.
+        if not signature:
+            return []
+        table = self.names["patterns"]
+        items = self.tables.all_items(
+            "query",
+            table,
+            f"signature={signature!r}",
+            IndexName="by-signature",
+            KeyConditionExpression="signature = :s",
+            ExpressionAttributeValues=serialize({":s": signature}),
+        )
+        return sorted((Pattern.from_dict(i) for i in items), key=lambda p: p.pattern_id)
+
+    def list_patterns(self, limit: int = 50, cursor: str | None = None) -> Page[Pattern]:
+        _check_limit(limit)
+        items, next_cursor = self.tables.page(
+            "scan",
+            self.names["patterns"],
+            "list",
+            limit=limit,
+            cursor=cursor,
+            key_attrs=["pattern_id"],
+        )
+        return Page([Pattern.from_dict(i) for i in items], next_cursor)
+
+    def record_pattern_occurrence(
+        self, pattern: Pattern, incident_id: str, when: datetime
+    ) -> Pattern:
+        table = self.names["patterns"]
+        item = self._pattern_item(pattern)
+        # A new pattern takes the given fields; an existing one keeps its own (operators may
+        # have corrected its root cause). Either way this call counts one occurrence.
+        kept = ["signature", "root_cause", "fault_kind", "fix", "alert_names", "services"]
+        kept += ["confirmed", "rejected"]
+        names = {f"#{field}": field for field in [*kept, "occurrences", "last_seen", "last_id"]}
+        names["#last_id"] = "last_incident_id"
+        values = {f":{field}": item.get(field, "") for field in kept}
+        values.update(
+            {
+                ":initial": item.get("occurrences", 0),
+                ":one": 1,
+                ":when": iso(when),
+                ":last_id": incident_id,
+            }
+        )
+        sets = [f"#{f} = if_not_exists(#{f}, :{f})" for f in kept]
+        sets += ["#occurrences = if_not_exists(#occurrences, :initial) + :one"]
+        sets += ["#last_seen = :when", "#last_id = :last_id"]
+        response = self.tables.call(
+            "update_item",
+            table,
+            f"pattern_id={pattern.pattern_id!r}",
+            TableName=table,
+            Key=serialize({"pattern_id": pattern.pattern_id}),
+            UpdateExpression="SET " + ", ".join(sets),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=serialize(values),
+            ReturnValues="ALL_NEW",
+        )
+        return Pattern.from_dict(_attributes(response))
+
+    def add_pattern_feedback(
+        self, pattern_id: str, confirmed: bool, root_cause: str | None
+    ) -> Pattern:
+        table = self.names["patterns"]
+        check_key(table, "pattern_id", pattern_id)
+        expression = "ADD #count :one"
+        names = {"#count": "confirmed" if confirmed else "rejected"}
+        values: dict[str, Any] = {":one": 1}
+        if not confirmed and root_cause:
+            expression += " SET #root_cause = :root_cause"
+            names["#root_cause"] = "root_cause"
+            values[":root_cause"] = root_cause
+        try:
+            response = self.tables.call(
+                "update_item",
+                table,
+                f"pattern_id={pattern_id!r}",
+                TableName=table,
+                Key=serialize({"pattern_id": pattern_id}),
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(pattern_id)",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=serialize(values),
+                ReturnValues="ALL_NEW",
+            )
+        except ConflictError as exc:
+            raise StoreError(f"{table}: pattern {pattern_id!r} not found") from exc
+        return Pattern.from_dict(_attributes(response))
+
+    def delete_pattern(self, pattern_id: str) -> bool:
+        table = self.names["patterns"]
+        check_key(table, "pattern_id", pattern_id)
+        response = self.tables.call(
+            "delete_item",
+            table,
+            f"pattern_id={pattern_id!r}",
+            TableName=table,
+            Key=serialize({"pattern_id": pattern_id}),
+            ReturnValues="ALL_OLD",
+        )
+        return bool(response.get("Attributes"))
+
+    # -- agent knowledge -----------------------------------------------------------------------
+
+    def _knowledge_key(self, agent_name: str, knowledge_key: str) -> dict[str, str]:
+        table = self.names["knowledge"]
+        check_key(table, "agent_name", agent_name)
+        check_key(table, "knowledge_key", knowledge_key, 1024)
+        return {"agent_name": agent_name, "knowledge_key": knowledge_key}
+
+    def put_knowledge(self, item: KnowledgeItem) -> None:
+        table = self.names["knowledge"]
+        key = self._knowledge_key(item.agent_name, item.knowledge_key)
+        doc = normalize(item.to_dict())
+        fixed = {**key, "updated_at": doc["updated_at"]}
+        packed = pack(fixed, doc.get("value", {}), "value")
+        if packed is None:
+            raise ValidationError(f"{table} {key}: the value is over {LIMIT_TEXT} compressed")
+        self.tables.call("put_item", table, f"{key}", TableName=table, Item=serialize(packed))
+
+    def get_knowledge(self, agent_name: str, knowledge_key: str) -> KnowledgeItem | None:
+        key = self._knowledge_key(agent_name, knowledge_key)
+        item = self.tables.get(self.names["knowledge"], key)
+        return _knowledge(item) if item else None
+
+    def list_knowledge(
+        self, agent_name: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> Page[KnowledgeItem]:
+        _check_limit(limit)
+        table = self.names["knowledge"]
+        key_attrs = ["agent_name", "knowledge_key"]
+        if agent_name is None:
+            items, next_cursor = self.tables.page(
+                "scan", table, "list", limit=limit, cursor=cursor, key_attrs=key_attrs
+            )
+        else:
+            check_key(table, "agent_name", agent_name)
+            items, next_cursor = self.tables.page(
+                "query",
+                table,
+                f"agent_name={agent_name!r}",
+                limit=limit,
+                cursor=cursor,
+                key_attrs=key_attrs,
+                KeyConditionExpression="agent_name = :a",
+                ExpressionAttributeValues=serialize({":a": agent_name}),
+            )
+        return Page([_knowledge(i) for i in items], next_cursor)
+
+    def delete_knowledge(self, agent_name: str, knowledge_key: str) -> bool:
+        table = self.names["knowledge"]
+        key = self._knowledge_key(agent_name, knowledge_key)
+        response = self.tables.call(
+            "delete_item",
+            table,
+            f"{key}",
+            TableName=table,
+            Key=serialize(key),
+            ReturnValues="ALL_OLD",
+        )
+        return bool(response.get("Attributes"))
+
+
+def _attributes(response: dict[str, Any]) -> dict[str, Any]:
+    return deserialize(response.get("Attributes", {}))
+
+
+def _knowledge(item: dict[str, Any]) -> KnowledgeItem:
+    doc = {
+        "agent_name": item["agent_name"],
+        "knowledge_key": item["knowledge_key"],
+        "updated_at": item["updated_at"],
+        "value": unpack(item, "value") or {},
+    }
+    return KnowledgeItem.from_dict(doc)
+
+
+def _check_limit(limit: int) -> None:
+    if not isinstance(limit, int) or limit < 1:
+        raise ValidationError(f"limit must be a positive integer, got {limit!r}")
+
+
+def _time_condition(filters: IncidentFilter, values: dict[str, Any]) -> str:
+    if filters.since and filters.until:
+        values[":since"] = sort_time(filters.since)
+        values[":until"] = sort_time(filters.until)
+        return " AND #c BETWEEN :since AND :until"
+    if filters.since:
+        values[":since"] = sort_time(filters.since)
+        return " AND #c >= :since"
+    if filters.until:
+        values[":until"] = sort_time(filters.until)
+        return " AND #c <= :until"
+    return ""
+
+
+def _incident_filter(filters: IncidentFilter, names: dict[str, str], values: dict[str, Any]) -> str:
+    # NOTE: severity, service and text are filter expressions on the index query, so DynamoDB
+    # reads (and bills) the entries they drop; status and time narrow the key range itself.
+    parts = []
+    if filters.severity:
+        names["#severity"] = "severity"
+        values[":severity"] = filters.severity
+        parts.append("#severity = :severity")
+    if filters.service:
+        names["#services"] = "services"
+        values[":service"] = filters.service
+        parts.append("contains(#services, :service)")
+    if filters.text:
+        names["#search"] = "search_text"
+        values[":text"] = filters.text.lower()
+        parts.append("contains(#search, :text)")
+    return " AND ".join(parts)

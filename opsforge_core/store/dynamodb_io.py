@@ -1,0 +1,293 @@
+"""Low-level DynamoDB access for ``DynamoDBStore``: calls, errors, paging and batch writes.
+
+Every client call goes through ``Tables.call``, which turns botocore exceptions into the
+project's ``StoreError`` subclasses, naming the table and key. Reads that list items page until
+``LastEvaluatedKey`` is absent, also across pages that come back empty, because DynamoDB may end
+a page after evaluating items that a filter then drops.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    HTTPClientError,
+    NoCredentialsError,
+    ParamValidationError,
+)
+from botocore.exceptions import ConnectionError as BotoConnectionError
+
+from opsforge_core.errors import (
+    ConflictError,
+    PartialWriteError,
+    StoreError,
+    StoreUnavailableError,
+    ValidationError,
+)
+from opsforge_core.store.codec import (
+    MAX_ITEM_BYTES,
+    compress,
+    decode_cursor,
+    decompress,
+    encode_cursor,
+    from_dynamo,
+    item_size,
+    to_dynamo,
+)
+
+logger = logging.getLogger(__name__)
+
+INIT_HINT = "run `python -m opsforge_core store init`"
+_THROTTLED = {
+    "ProvisionedThroughputExceededException",
+    "ThrottlingException",
+    "RequestLimitExceeded",
+}
+_ACCESS = {
+    "AccessDeniedException",
+    "UnrecognizedClientException",
+    "InvalidSignatureException",
+    "ExpiredTokenException",
+    "MissingAuthenticationTokenException",
+}
+# BatchWriteItem takes at most 25 requests; unprocessed ones are retried this many times with
+# full-jitter exponential backoff starting at BATCH_BASE_DELAY seconds.
+BATCH_SIZE = 25
+BATCH_ATTEMPTS = 8
+BATCH_BASE_DELAY = 0.05
+BATCH_MAX_DELAY = 2.0
+
+# Room left under the 400 KB limit for the error of the ``item_size`` estimate.
+ITEM_BUDGET = MAX_ITEM_BYTES - 2048
+LIMIT_TEXT = "DynamoDB's 400 KB item limit"
+
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def serialize(item: dict[str, Any]) -> dict[str, Any]:
+    """Convert a normalized plain item to DynamoDB's attribute-value form."""
+    return {k: _serializer.serialize(to_dynamo(v)) for k, v in item.items()}
+
+
+def deserialize(item: dict[str, Any]) -> dict[str, Any]:
+    """Convert an attribute-value item to plain JSON-safe data."""
+    return {k: from_dynamo(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def pack(fixed: dict[str, Any], document: Any, field: str = "doc") -> dict[str, Any] | None:
+    """Return ``fixed`` plus the document, plain or gzip compressed, or None if neither fits."""
+    item = {**fixed, field: document}
+    if item_size(item) <= ITEM_BUDGET:
+        return item
+    item = {**fixed, f"{field}_gz": compress(document)}
+    if item_size(item) <= ITEM_BUDGET:
+        return item
+    return None
+
+
+def unpack(item: dict[str, Any], field: str = "doc") -> Any:
+    """Return the document of an item written by ``pack``."""
+    if f"{field}_gz" in item:
+        return decompress(item[f"{field}_gz"])
+    return item.get(field)
+
+
+class Tables:
+    """A boto3 DynamoDB client bound to the store's table names, with error mapping."""
+
+    def __init__(
+        self,
+        client: Any,
+        endpoint: str | None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.client = client
+        self.endpoint = endpoint or "AWS"
+        self.sleep = sleep
+
+    def call(self, operation: str, table: str, what: str, **kwargs: Any) -> dict[str, Any]:
+        """Run one client operation; ``what`` names the key or query for error messages."""
+        try:
+            return getattr(self.client, operation)(**kwargs)
+        except ClientError as exc:
+            raise self.client_error(exc, table, what) from exc
+        except NoCredentialsError as exc:
+            raise StoreUnavailableError(
+                f"{table} {what}: no AWS credentials found; set AWS_PROFILE or "
+                "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            ) from exc
+        except (BotoConnectionError, HTTPClientError) as exc:
+            raise StoreUnavailableError(
+                f"{table} {what}: DynamoDB at {self.endpoint} could not be reached after "
+                f"retries ({exc}); check OPSFORGE_DYNAMODB_ENDPOINT and the network"
+            ) from exc
+        except ParamValidationError as exc:
+            raise ValidationError(f"{table} {what}: invalid request: {exc}") from exc
+        except BotoCoreError as exc:
+            raise StoreError(f"{table} {what}: DynamoDB call {operation} failed: {exc}") from exc
+
+    def client_error(self, exc: ClientError, table: str, what: str) -> StoreError:
+        code = exc.response.get("Error", {}).get("Code", "")
+        message = exc.response.get("Error", {}).get("Message", "") or str(exc)
+        if code == "ResourceNotFoundException":
+            return StoreUnavailableError(
+                f"table {table} does not exist at {self.endpoint} ({what}); {INIT_HINT}"
+            )
+        if code == "ConditionalCheckFailedException":
+            return ConflictError(f"{table} {what}: the item changed concurrently ({message})")
+        if code == "ValidationException":
+            return ValidationError(f"{table} {what}: DynamoDB rejected the request: {message}")
+        if code in _THROTTLED:
+            return StoreUnavailableError(
+                f"{table} {what}: DynamoDB throttled the request after retries ({code})"
+            )
+        if code in _ACCESS:
+            return StoreUnavailableError(
+                f"{table} {what}: DynamoDB at {self.endpoint} refused the credentials or "
+                f"permissions ({code}: {message})"
+            )
+        return StoreError(f"{table} {what}: DynamoDB failed with {code}: {message}")
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get(self, table: str, key: dict[str, Any], consistent: bool = True) -> dict | None:
+        response = self.call(
+            "get_item",
+            table,
+            describe_key(key),
+            TableName=table,
+            Key=serialize(key),
+            ConsistentRead=consistent,
+        )
+        item = response.get("Item")
+        return deserialize(item) if item else None
+
+    def pages(self, operation: str, table: str, what: str, **kwargs: Any) -> Iterator[list[dict]]:
+        """Yield each page's items until ``LastEvaluatedKey`` is absent."""
+        kwargs = {"TableName": table, **kwargs}
+        while True:
+            response = self.call(operation, table, what, **kwargs)
+            yield [deserialize(item) for item in response.get("Items", [])]
+            last = response.get("LastEvaluatedKey")
+            if not last:
+                return
+            kwargs["ExclusiveStartKey"] = last
+
+    def all_items(self, operation: str, table: str, what: str, **kwargs: Any) -> list[dict]:
+        return [item for page in self.pages(operation, table, what, **kwargs) for item in page]
+
+    def page(
+        self,
+        operation: str,
+        table: str,
+        what: str,
+        *,
+        limit: int,
+        cursor: str | None,
+        key_attrs: list[str],
+        filtered: bool = False,
+        **kwargs: Any,
+    ) -> tuple[list[dict], str | None]:
+        """Return up to ``limit`` items from ``cursor`` on, and the cursor after them.
+
+        A filtered read asks DynamoDB to evaluate more items than it still needs, since the
+        filter may drop many. When the last page ends with items left over, the next cursor is
+        the key of the last item returned, so nothing is skipped.
+        """
+        kwargs = {"TableName": table, **kwargs}
+        if cursor:
+            start = decode_cursor(cursor, set(key_attrs))
+            kwargs["ExclusiveStartKey"] = serialize(start)
+        items: list[dict] = []
+        while True:
+            wanted = limit - len(items)
+            kwargs["Limit"] = max(wanted, 100) if filtered else wanted
+            response = self.call(operation, table, what, **kwargs)
+            page = [deserialize(item) for item in response.get("Items", [])]
+            last = response.get("LastEvaluatedKey")
+            if len(page) >= wanted:
+                items.extend(page[:wanted])
+                more = len(page) > wanted or bool(last)
+                return items, (encode_cursor(_key_of(items[-1], key_attrs)) if more else None)
+            items.extend(page)
+            if not last:
+                return items, None
+            kwargs["ExclusiveStartKey"] = last
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def batch_write(self, table: str, requests: list[dict], key_attrs: list[str]) -> int:
+        """Write ``requests`` (PutRequest/DeleteRequest, already serialized) in batches of 25.
+
+        Unprocessed items are retried with jittered backoff. Raises ``PartialWriteError`` with
+        the keys of every request not confirmed written when a batch fails or runs out of
+        retries; the requests before it were written.
+        """
+        written = 0
+        for start in range(0, len(requests), BATCH_SIZE):
+            pending = requests[start : start + BATCH_SIZE]
+            later = requests[start + BATCH_SIZE :]
+            for attempt in range(BATCH_ATTEMPTS):
+                try:
+                    response = self.call(
+                        "batch_write_item",
+                        table,
+                        f"batch of {len(pending)}",
+                        RequestItems={table: pending},
+                    )
+                except StoreError as exc:
+                    raise self._partial(table, pending + later, key_attrs, str(exc)) from exc
+                unprocessed = response.get("UnprocessedItems", {}).get(table, [])
+                written += len(pending) - len(unprocessed)
+                pending = unprocessed
+                if not pending:
+                    break
+                delay = random.uniform(0, min(BATCH_MAX_DELAY, BATCH_BASE_DELAY * 2**attempt))
+                logger.info(
+                    "%s: retrying %d unprocessed items in %.2f s (attempt %d of %d)",
+                    table,
+                    len(pending),
+                    delay,
+                    attempt + 1,
+                    BATCH_ATTEMPTS,
+                )
+                self.sleep(delay)
+            if pending:
+                reason = f"{len(pending)} items stayed unprocessed after {BATCH_ATTEMPTS} attempts"
+                raise self._partial(table, pending + later, key_attrs, reason)
+        return written
+
+    def _partial(
+        self, table: str, requests: list[dict], key_attrs: list[str], reason: str
+    ) -> PartialWriteError:
+        keys = [_request_key(r, key_attrs) for r in requests]
+        shown = ", ".join(describe_key(k) for k in keys[:3])
+        more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
+        logger.error("%s: %d items not written: %s", table, len(keys), reason)
+        return PartialWriteError(
+            f"{table}: {len(keys)} items not written ({shown}{more}): {reason}", keys
+        )
+
+
+def _key_of(item: dict[str, Any], key_attrs: list[str]) -> dict[str, Any]:
+    return {name: item[name] for name in key_attrs}
+
+
+def _request_key(request: dict, key_attrs: list[str]) -> dict[str, Any]:
+    if "PutRequest" in request:
+        attrs = request["PutRequest"]["Item"]
+    else:
+        attrs = request["DeleteRequest"]["Key"]
+    return deserialize({name: attrs[name] for name in key_attrs if name in attrs})
+
+
+def describe_key(key: dict[str, Any]) -> str:
+    return " ".join(f"{name}={value!r}" for name, value in key.items())
