@@ -7,8 +7,8 @@
     GET  /healthz, /api/healthz        store check, no token needed
 
 Every ``/api/v1`` route requires ``Authorization: Bearer <OPSFORGE_API_TOKEN>``. Without a
-configured token those routes answer 503 and say to set it. Bodies over
-``api_max_body_bytes`` answer 413. Errors are JSON objects with ``error``, ``field`` and
+configured token those routes return 503 and say to set it. Bodies over
+``api_max_body_bytes`` return 413. Errors are JSON objects with ``error``, ``field`` and
 ``fix``, and never carry a stack trace. A 2xx is sent only after the store writes finished.
 """
 
@@ -51,7 +51,7 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
 class ApiError(Exception):
-    """An error answer: HTTP status, the request field at fault, what failed and the fix."""
+    """An error response: HTTP status, the request field at fault, what failed and the fix."""
 
     def __init__(
         self,
@@ -115,7 +115,7 @@ class _Runtime:
 class RequestLogMiddleware:
     """Tag each request with an id (``X-Request-Id``) and log one line when it ends.
 
-    The line holds the method, path, status, duration and client, never headers or bodies.
+    The line contains the method, path, status, duration and client, never headers or bodies.
     """
 
     def __init__(self, app: ASGIApp) -> None:

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# Raised for a payload over the configured size limits; the HTTP API answers it with 413.
+# Raised for a payload over the configured size limits; the HTTP API returns 413 for it.
 PayloadTooLargeError = LimitExceededError
 
 # New firing alerts of these severities start an analysis on their own; lower ones only join
@@ -56,7 +56,7 @@ _FEED_PAGES = 20
 
 @dataclass
 class HandlerResult:
-    """What one inbound payload did; ``to_dict()`` is the JSON body returned to the sender."""
+    """Outcome of one inbound payload; ``to_dict()`` is the JSON body returned to the sender."""
 
     kind: str
     source: str = ""
@@ -367,7 +367,7 @@ def _unique(alerts: list[Alert]) -> list[Alert]:
 
 
 def _close_resolved(upserts: list[AlertUpsert], result: HandlerResult, store: Store) -> None:
-    """Close each open incident that holds a resolved alert once all its alerts are resolved.
+    """Close each open incident that contains a resolved alert once all its alerts are resolved.
 
     Every resolved delivery is checked, repeats included, so a retry finishes a close that a
     store failure interrupted. Closing twice is harmless: the write expects status open.

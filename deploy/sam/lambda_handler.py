@@ -8,10 +8,10 @@ Routes by the shape of the event:
     EventBridge aws.cloudwatch                           CloudWatch Alarm State Change
     SNS Records[].Sns                                    CloudWatch alarm notifications
 
-Every return value has an integer ``statusCode`` and a JSON string ``body``. Bad input answers
-400 naming the field, an unexpected exception 500. The exception is a store failure while
-handling an EventBridge or SNS event: it raises, so Lambda's asynchronous retry delivers the
-event again, and the repeat adds nothing twice because alerts are deduplicated by fingerprint.
+Every return value has an integer ``statusCode`` and a JSON string ``body``. Bad input returns
+400 naming the field, and an unexpected exception returns 500. A store failure while handling
+an EventBridge or SNS event raises instead, so Lambda's asynchronous retry delivers the event
+again. The repeat stores nothing twice because alerts are deduplicated by fingerprint.
 Logs are JSON lines carrying Lambda's ``aws_request_id`` and API Gateway's ``requestId``.
 """
 
@@ -177,7 +177,7 @@ def error_response(status: int, error: str, field: str | None, fix: str | None) 
 
 
 class BadEventError(Exception):
-    """The event cannot be handled as sent; ``status`` is the HTTP status to answer with."""
+    """The event cannot be handled as sent; ``status`` is the HTTP status of the response."""
 
     def __init__(self, status: int, field: str | None, error: str, fix: str | None = None):
         self.status = status
@@ -202,7 +202,7 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     except BadEventError as exc:
         logger.warning("rejected event: %s (field %s)", exc.error, exc.field)
         return error_response(exc.status, exc.error, exc.field, exc.fix)
-    except Exception as exc:  # noqa: BLE001 - Lambda must answer, not fail the invocation
+    except Exception as exc:  # noqa: BLE001 - return a 500 response, never fail the invocation
         logger.exception("unexpected error handling event")
         return error_response(
             500, f"internal error ({type(exc).__name__})", None, "retry later; see the logs"
@@ -229,8 +229,8 @@ def _dispatch(event: Any) -> dict[str, Any]:
         return _sns(event)
     if "type" in event:
         return _direct(event)
-    # Anything else may still be a payload the ingest layer knows (an Alertmanager webhook or
-    # a PagerDuty event sent straight to the function); it answers 400 when it is not.
+    # Anything else may still be a payload that the ingest layer parses, such as an
+    # Alertmanager webhook or a PagerDuty event sent straight to the function. Others get 400.
     return _handle("events", event, retry_store_errors=False)
 
 

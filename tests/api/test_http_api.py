@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import copy
 import json
 import logging
@@ -142,6 +143,21 @@ def test_alertmanager_webhook_c11(api: ApiServer, webhook: dict[str, Any]) -> No
     report = httpx.get(f"{api.url}/api/v1/incidents/{incident_id}", headers=AUTH).json()
     assert report["status"] == "resolved"
     assert report["alerts"][0]["ends_at"] == "2026-11-20T08:32:11.113000Z"
+    assert len(store.list_incidents().items) == 1
+
+
+def test_concurrent_repeats_open_one_incident(api: ApiServer, webhook: dict[str, Any]) -> None:
+    # Alertmanager pairs in high availability both deliver the same notification.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=6) as pool:
+        responses = list(
+            pool.map(lambda _: _post(api, "/api/v1/alerts/alertmanager", webhook), range(6))
+        )
+
+    assert [r.status_code for r in responses] == [200] * 6
+    opened = [i for r in responses for i in r.json()["incidents_opened"]]
+    assert len(opened) == 1
+    store = open_store(api.app.state.runtime.settings)
+    assert len(store.recent_alerts().items) == 2
     assert len(store.list_incidents().items) == 1
 
 
