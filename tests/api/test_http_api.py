@@ -107,7 +107,7 @@ def test_unknown_route_is_json_404(api: ApiServer) -> None:
     assert response.json()["error"]
 
 
-def test_alertmanager_webhook_c11(api: ApiServer, webhook: dict[str, Any]) -> None:
+def test_alertmanager_repeat_then_resolve(api: ApiServer, webhook: dict[str, Any]) -> None:
     first = _post(api, "/api/v1/alerts/alertmanager", webhook)
     repeat = _post(api, "/api/v1/alerts/alertmanager", copy.deepcopy(webhook))
 
