@@ -116,7 +116,7 @@ def parse_eventbridge(obj: dict[str, Any], path: str, ctx: ParseContext) -> Inge
     change = AlarmChange(
         name=text(detail, "alarmName", detail_path, limits),
         state=_state(state.get("value"), join(state_path, "value")),
-        changed_at=_time(state.get("timestamp") or obj.get("time"), state_path, ctx),
+        changed_at=_state_time(state, obj, state_path, path, ctx),
         description=text(
             configuration, "description", join(detail_path, "configuration"), limits, required=False
         ),
@@ -129,7 +129,9 @@ def parse_eventbridge(obj: dict[str, Any], path: str, ctx: ParseContext) -> Inge
         previous_path = join(detail_path, "previousState")
         change.previous_state = _state(previous["value"], join(previous_path, "value"))
         if previous.get("timestamp") is not None:
-            change.previous_changed_at = _time(previous["timestamp"], previous_path, ctx)
+            change.previous_changed_at = _time(
+                previous["timestamp"], join(previous_path, "timestamp"), ctx
+            )
     metrics = configuration.get("metrics")
     for metric in metrics if isinstance(metrics, list) else []:
         stat = metric.get("metricStat") if isinstance(metric, dict) else None
@@ -216,6 +218,15 @@ def _time(value: Any, path: str, ctx: ParseContext) -> datetime:
     if value is None:
         raise IngestError(path, "is missing; send the state change time")
     return parse_time(value, path, ctx.received_at)
+
+
+def _state_time(
+    state: dict[str, Any], event: dict[str, Any], state_path: str, path: str, ctx: ParseContext
+) -> datetime:
+    """Read the state change time, or the event's ``time`` when the state lacks one."""
+    if state.get("timestamp") is not None:
+        return _time(state["timestamp"], join(state_path, "timestamp"), ctx)
+    return _time(event.get("time"), join(path, "time"), ctx)
 
 
 def _add_metric(change: AlarmChange, namespace: Any, name: Any, dimensions: Any) -> None:
