@@ -11,6 +11,7 @@ import pytest
 from cfnlint.decode import cfn_yaml
 
 from opsforge_core.config import Settings
+from opsforge_core.store.dynamodb_schema import table_definitions
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "deploy" / "sam" / "template.yaml"
 CFN_LINT = Path(sys.executable).parent / "cfn-lint"
@@ -48,6 +49,26 @@ def test_tables_have_design_keys(resources: dict[str, Any]) -> None:
         assert recovery["PointInTimeRecoveryEnabled"] is True, name
     ttl = resources["EventFeedTable"]["Properties"]["TimeToLiveSpecification"]
     assert ttl == {"AttributeName": "expires_at", "Enabled": True}
+
+
+def test_tables_match_store_schema(resources: dict[str, Any]) -> None:
+    names = Settings().table_names
+    logical = {
+        "incidents": "IncidentMemoryTable",
+        "patterns": "PatternLibraryTable",
+        "knowledge": "AgentKnowledgeTable",
+        "feed": "EventFeedTable",
+    }
+    for name, expected in table_definitions(names).items():
+        declared = resources[logical[name]]["Properties"]
+        assert declared["KeySchema"] == expected["KeySchema"], name
+        assert sorted(declared["AttributeDefinitions"], key=str) == sorted(
+            expected["AttributeDefinitions"], key=str
+        ), name
+        assert declared.get("GlobalSecondaryIndexes", []) == expected.get(
+            "GlobalSecondaryIndexes", []
+        ), name
+        assert declared["BillingMode"] == "PAY_PER_REQUEST", name
 
 
 def test_table_names_match_settings(resources: dict[str, Any]) -> None:
