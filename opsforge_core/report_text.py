@@ -11,8 +11,9 @@ from opsforge_core.models import AgentResult, IncidentReport, iso
 WIDTH = 100
 
 
-def _wrap(text: str, indent: str) -> str:
-    return textwrap.fill(text, WIDTH, initial_indent=indent, subsequent_indent=indent) or indent
+def _wrap(text: str, indent: str, first: str | None = None) -> str:
+    first = indent if first is None else first
+    return textwrap.fill(text, WIDTH, initial_indent=first, subsequent_indent=indent) or first
 
 
 def _evidence(evidence: dict[str, Any]) -> str:
@@ -62,7 +63,7 @@ def format_report(report: IncidentReport) -> str:
         f"  source:     {source}",
         f"  root cause: {synthesis.root_cause or 'none found'}",
         f"  severity:   {synthesis.severity}   confidence: {synthesis.confidence:.2f}",
-        _wrap(synthesis.summary, "  summary:    ").replace("\n", "\n" + " " * 14),
+        _wrap(synthesis.summary, " " * 14, first="  summary:    "),
     ]
     lines += [f"  action:     {action}" for action in synthesis.actions]
     if synthesis.evidence:
