@@ -1,0 +1,332 @@
+"""RootCause: rank the services that could have caused an incident.
+
+Evidence per service comes from the anomaly detector (``detect.scan_all``) and from firing
+alerts. A sick service is a likely cause when its own dependencies are healthy (nothing below
+it explains its anomaly), its anomaly started early, and the services that call it are sick
+too. Each candidate's score multiplies those factors::
+
+    score = strength x (1 - EXPLAINED x worst sick dependency)
+                     x timing (decays with onset after the first onset)
+                     x (1 + SUPPORT x sick callers)
+
+``ctx.symptom`` limits the candidates to the symptom's service and everything it depends on,
+and when the symptom's own metric is not anomalous nothing is named: there is no incident to
+explain. Without a graph, edges come from alert labels, else ranking uses strength and onset
+alone, and a reasoning step says which.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from opsforge_core.agents import detect
+from opsforge_core.agents.alertops import graph_from_labels
+from opsforge_core.agents.base import Agent, AnalysisContext
+from opsforge_core.agents.evidence import ServiceEvidence, collect_evidence, is_harmful
+from opsforge_core.agents.faultkind import infer_fault_kind
+from opsforge_core.models import AgentResult, ReasoningStep, iso
+from opsforge_core.topology import ServiceGraph
+
+logger = logging.getLogger(__name__)
+
+EXPLAINED = 0.8  # how much a sick dependency that started no later discounts a service
+SUPPORT = 0.15  # bonus per sick caller, up to MAX_SUPPORT callers
+MAX_SUPPORT = 4
+ONSET_TOLERANCE_S = 300.0  # onsets this close count as simultaneous
+TIMING_TAU_S = 900.0  # onset delay at which the timing factor falls to 1/e of its range
+TIMING_FLOOR = 0.4
+LOOKBACK_S = 900.0  # with a symptom time, anomalies are judged from this long before it
+CACHE_KEY = "rootcause_anomalies"
+
+
+class RootCauseAgent(Agent):
+    """Ranks services by how well they explain the incident over the dependency graph."""
+
+    name = "rootcause"
+    description = "Ranks likely root-cause services over the dependency graph and anomalies."
+
+    def __init__(self, min_strength: float = detect.DEFAULT_THRESHOLD) -> None:
+        self.min_strength = min_strength
+
+    def relevance(self, ctx: AnalysisContext) -> tuple[int, str]:
+        alerting = {a.service for a in ctx.alerts}
+        if not ctx.alerts and not ctx.series:
+            return 0, "no alerts or metrics to rank services from"
+        if ctx.symptom:
+            return 90, f"symptom on {ctx.symptom.get('service')}: rank what it depends on"
+        score, parts = 35, []
+        if ctx.series:
+            score += 25
+            parts.append(f"{len(ctx.series)} series")
+        if ctx.graph is not None and ctx.graph.edges:
+            score += 20
+            parts.append("a dependency graph")
+        if len(alerting) >= 2:
+            score += 15
+            parts.append(f"alerts on {len(alerting)} services")
+        reason = "ranks causes from " + (", ".join(parts) if parts else "alerts on one service")
+        return score, reason
+
+    def run(self, ctx: AnalysisContext) -> AgentResult:
+        steps: list[ReasoningStep] = []
+        graph, graph_note = self._graph(ctx)
+        verdicts = self._anomalies(ctx)
+        metric = _symptom_metric(ctx, verdicts)
+        evidence = collect_evidence(verdicts, ctx.alerts, metric)
+        sick = {s: e for s, e in evidence.items() if e.strength >= self.min_strength}
+        steps.append(_evidence_step(verdicts, sick, graph_note, metric))
+        findings: dict[str, Any] = {
+            "ranking": [],
+            "root_cause": None,
+            "fault_kind": None,
+            "graph": graph_note,
+        }
+
+        symptom_onset, gate = _symptom_check(ctx, verdicts)
+        if gate is not None:
+            steps.append(ReasoningStep("Symptom", gate, {"symptom": ctx.symptom}))
+            return AgentResult(self.name, steps=steps, findings=findings, confidence=0.6)
+
+        scope, scope_note = _scope(ctx, graph, sick)
+        candidates = {s: e for s, e in sick.items() if scope is None or s in scope}
+        steps.append(ReasoningStep("Candidates", scope_note, {"services": sorted(candidates)}))
+        ranking = rank(candidates, sick, graph, symptom_onset)
+        findings["ranking"] = ranking
+        if not ranking:
+            steps.append(ReasoningStep("Verdict", "no service is anomalous enough to name", {}))
+            return AgentResult(self.name, steps=steps, findings=findings, confidence=0.5)
+
+        root = ranking[0]["service"]
+        kind, votes = infer_fault_kind(
+            evidence[root].all_anomalies, [a for a in ctx.alerts if a.service == root]
+        )
+        findings["root_cause"] = root
+        findings["fault_kind"] = kind
+        confidence = _confidence(ranking, sick[root].strength)
+        steps.append(_verdict_step(ranking, kind, votes))
+        return AgentResult(self.name, steps=steps, findings=findings, confidence=confidence)
+
+    def _graph(self, ctx: AnalysisContext) -> tuple[ServiceGraph | None, str]:
+        if ctx.graph is not None and ctx.graph.edges:
+            return ctx.graph, "dependency graph given"
+        inferred = graph_from_labels(ctx.alerts)
+        if inferred is not None:
+            return inferred, "dependency edges inferred from alert labels"
+        return None, "no dependency graph: ranked by anomaly strength and onset alone"
+
+    def _anomalies(self, ctx: AnalysisContext) -> dict[str, detect.SeriesAnomaly]:
+        """Return the detector's verdicts, judged from shortly before the symptom when given."""
+        verdicts = detect.scan_all(ctx)
+        since = _symptom_ts(ctx)
+        if since is None:
+            return verdicts
+        cached = ctx.cache.get(CACHE_KEY)
+        if cached is None:
+            prepared = list(ctx.cache.get("prepared", {}).values())
+            cached = detect.scan_prepared(prepared, since=since - LOOKBACK_S)
+            ctx.cache[CACHE_KEY] = cached
+        return cached
+
+
+def rank(
+    candidates: dict[str, ServiceEvidence],
+    sick: dict[str, ServiceEvidence],
+    graph: ServiceGraph | None,
+    reference_onset: float | None = None,
+) -> list[dict[str, Any]]:
+    """Score each candidate (see the module docstring) and return them best first.
+
+    Onset delays are measured from ``reference_onset`` (the symptom's onset) when given, else
+    from the earliest candidate onset.
+    """
+    if not candidates:
+        return []
+    first_onset = min(e.onset for e in candidates.values())
+    if reference_onset is not None:
+        first_onset = reference_onset
+    entries = []
+    for service, ev in candidates.items():
+        explained_by, callers = _neighbours(service, ev, sick, graph)
+        worst = max((sick[d].strength for d in explained_by), default=0.0)
+        delay = max(0.0, ev.onset - first_onset)
+        timing = TIMING_FLOOR + (1 - TIMING_FLOOR) * math.exp(-delay / TIMING_TAU_S)
+        support = 1.0 + SUPPORT * min(len(callers), MAX_SUPPORT)
+        score = ev.magnitude * (1 - EXPLAINED * worst) * timing * support
+        entries.append(
+            {
+                "service": service,
+                "score": score,
+                "reason": _reason(ev, explained_by, callers, delay, graph is not None),
+                "evidence": {
+                    "strength": round(ev.strength, 3),
+                    "onset": iso_ts(ev.onset),
+                    "series": [a["series_key"] for a in ev.anomalies],
+                    "alerts": [a.fingerprint for a in ev.alerts],
+                    "sick_dependencies": sorted(explained_by),
+                    "sick_callers": sorted(callers),
+                },
+            }
+        )
+    best = max(e["score"] for e in entries) or 1.0
+    for entry in entries:
+        entry["score"] = round(entry["score"] / best, 4)
+    entries.sort(key=lambda e: (-e["score"], e["service"]))
+    return entries
+
+
+def _neighbours(
+    service: str,
+    ev: ServiceEvidence,
+    sick: dict[str, ServiceEvidence],
+    graph: ServiceGraph | None,
+) -> tuple[list[str], list[str]]:
+    """Return (sick dependencies that started no later, sick callers) of ``service``."""
+    if graph is None:
+        return [], []
+    explained_by = [
+        d
+        for d in graph.dependencies(service)
+        if d in sick and sick[d].onset <= ev.onset + ONSET_TOLERANCE_S
+    ]
+    callers = [c for c in graph.dependents(service) if c in sick]
+    return explained_by, callers
+
+
+def _reason(
+    ev: ServiceEvidence, explained_by: list[str], callers: list[str], delay: float, graphed: bool
+) -> str:
+    parts = [f"anomalous ({ev.summary()})"]
+    if graphed:
+        if explained_by:
+            parts.append(f"but depends on sick {', '.join(sorted(explained_by))}")
+        else:
+            parts.append("its dependencies are healthy")
+        if callers:
+            parts.append(f"{len(callers)} callers sick")
+    parts.append(
+        "first to start" if delay == 0 else f"started {delay / 60:.0f} min after the first"
+    )
+    return "; ".join(parts)
+
+
+def _scope(
+    ctx: AnalysisContext, graph: ServiceGraph | None, sick: dict[str, ServiceEvidence]
+) -> tuple[set[str] | None, str]:
+    """Return the services that may explain the symptom, or None when all may.
+
+    A fault reaches the symptom through the calls between them, so a candidate must be the
+    symptom's service or reachable from it along dependency edges through sick services only.
+    """
+    service = (ctx.symptom or {}).get("service")
+    if not service:
+        return None, "every anomalous service is a candidate"
+    if graph is None or service not in graph.edges:
+        return None, f"symptom {service} not in the graph: every anomalous service is a candidate"
+    scope = {service}
+    frontier = [service]
+    while frontier:
+        current = frontier.pop()
+        for dependency in graph.dependencies(current):
+            if dependency in sick and dependency not in scope:
+                scope.add(dependency)
+                frontier.append(dependency)
+    return scope, (
+        f"symptom {service} and the {len(scope) - 1} sick services it reaches through "
+        "sick dependencies"
+    )
+
+
+def _symptom_metric(ctx: AnalysisContext, verdicts: dict[str, detect.SeriesAnomaly]) -> str | None:
+    """Return the symptom's metric when other services report it too, else None.
+
+    A cause shows the symptom's own kind of trouble (latency behind latency), so when the
+    metric is shared only it counts as evidence.
+    """
+    metric = (ctx.symptom or {}).get("metric")
+    if not metric:
+        return None
+    services = {v.service for v in verdicts.values() if v.metric == metric}
+    return metric if len(services) >= 2 else None
+
+
+def _symptom_ts(ctx: AnalysisContext) -> float | None:
+    value = (ctx.symptom or {}).get("ts")
+    if value is None:
+        return None
+    if hasattr(value, "timestamp"):
+        return float(value.timestamp())
+    return float(value)
+
+
+def _symptom_check(
+    ctx: AnalysisContext, verdicts: dict[str, detect.SeriesAnomaly]
+) -> tuple[float | None, str | None]:
+    """Return (the symptom's onset, why nothing should be named) for ``ctx.symptom``.
+
+    The bar is lower than for candidates: an operator already reported the symptom, so any
+    harmful deviation the detector scores above zero confirms it. When the symptom's series
+    is not anomalous at all there is no incident to explain.
+    """
+    symptom = ctx.symptom or {}
+    service, metric = symptom.get("service"), symptom.get("metric")
+    if not service or not metric:
+        return None, None
+    own = [v for v in verdicts.values() if v.service == service and v.metric == metric]
+    if not own or any(v.status == "insufficient_data" for v in own):
+        return None, None
+    confirmed = [v for v in own if v.score > 0 and is_harmful(v.metric, v.direction)]
+    if not confirmed:
+        best = max(v.score for v in own)
+        return None, (
+            f"symptom {service}/{metric} shows no harmful deviation (score {best:.2f}): "
+            "nothing to explain"
+        )
+    onsets = [v.onset_ts for v in confirmed if v.onset_ts is not None]
+    return (min(onsets) if onsets else None), None
+
+
+def _confidence(ranking: list[dict[str, Any]], strength: float) -> float:
+    if len(ranking) == 1:
+        return round(0.9 * strength, 3)
+    margin = ranking[0]["score"] - ranking[1]["score"]
+    return round(strength * (0.5 + 0.5 * margin), 3)
+
+
+def _evidence_step(
+    verdicts: dict[str, detect.SeriesAnomaly],
+    sick: dict[str, ServiceEvidence],
+    graph_note: str,
+    metric: str | None,
+) -> ReasoningStep:
+    anomalous = [k for k, v in verdicts.items() if v.status == "anomalous"]
+    short = sum(1 for v in verdicts.values() if v.status == "insufficient_data")
+    judged = f" on {metric}, the symptom's metric" if metric else ""
+    detail = (
+        f"{len(anomalous)} of {len(verdicts)} series anomalous ({short} with too little data); "
+        f"{len(sick)} services sick{judged}; {graph_note}"
+    )
+    return ReasoningStep("Evidence", detail, {"series": sorted(anomalous)[:50]})
+
+
+def _verdict_step(
+    ranking: list[dict[str, Any]], kind: str, votes: dict[str, float]
+) -> ReasoningStep:
+    top = ranking[0]
+    runner = (
+        f"; next {ranking[1]['service']} at {ranking[1]['score']:.2f}" if len(ranking) > 1 else ""
+    )
+    return ReasoningStep(
+        "Verdict",
+        f"root cause {top['service']} ({kind}): {top['reason']}{runner}",
+        {"top": [(e["service"], e["score"]) for e in ranking[:5]], "fault_kind_votes": votes},
+    )
+
+
+def iso_ts(ts: float) -> str | None:
+    if not math.isfinite(ts):
+        return None
+    from datetime import UTC, datetime
+
+    return iso(datetime.fromtimestamp(ts, tz=UTC))
