@@ -212,10 +212,15 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
 
 
 def _gateway_ids(event: Any) -> dict[str, str]:
-    if not isinstance(event, dict) or not isinstance(event.get("requestContext"), dict):
+    """Return API Gateway's requestId, or EventBridge's event id, which a retry keeps."""
+    if not isinstance(event, dict):
         return {}
-    request_id = event["requestContext"].get("requestId")
-    return {"request_id": str(request_id)} if request_id else {}
+    context = event.get("requestContext")
+    if isinstance(context, dict) and context.get("requestId"):
+        return {"request_id": str(context["requestId"])}
+    if "detail-type" in event and event.get("id"):
+        return {"event_id": str(event["id"])}
+    return {}
 
 
 def _dispatch(event: Any) -> dict[str, Any]:
