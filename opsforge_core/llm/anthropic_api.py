@@ -45,7 +45,9 @@ class AnthropicProvider(LLMProvider):
         return self._client
 
     def check(self) -> None:
-        if not os.environ.get("ANTHROPIC_API_KEY") and self._client is None:
+        if self._client is not None:
+            return
+        if not (os.environ.get("ANTHROPIC_API_KEY") or os.environ.get("ANTHROPIC_AUTH_TOKEN")):
             raise LLMError(f"Anthropic {self.model_id}: ANTHROPIC_API_KEY is not set")
 
     def complete(

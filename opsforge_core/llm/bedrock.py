@@ -12,6 +12,7 @@ import json
 import logging
 from typing import Any
 
+import boto3
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -49,6 +50,19 @@ FATAL_CODES = {
     "UnrecognizedClientException",
     "ServiceQuotaExceededException",
 }
+
+
+def aws_credentials_found() -> bool:
+    """Return True when boto3's credential chain finds credentials.
+
+    NOTE: on EC2 the chain ends at the instance metadata service, so this may make one local
+    request there; set AWS_EC2_METADATA_DISABLED=true where that is not wanted.
+    """
+    try:
+        return boto3.Session().get_credentials() is not None
+    except Exception as exc:  # noqa: BLE001 - a broken profile means no usable credentials
+        logger.debug("AWS credential lookup failed: %s", exc)
+        return False
 
 
 def client_config(settings: Settings) -> Config:
@@ -105,17 +119,15 @@ class BedrockProvider(LLMProvider):
     @property
     def client(self) -> Any:
         if self._client is None:
-            import boto3
-
             self._client = boto3.client(
                 "bedrock-runtime", region_name=self.region, config=client_config(self._settings)
             )
         return self._client
 
     def check(self) -> None:
-        import boto3
-
-        if boto3.Session().get_credentials() is None:
+        if self._client is not None:
+            return
+        if not aws_credentials_found():
             raise LLMError(
                 f"Bedrock {self.model_id} in {self.region}: no AWS credentials found; "
                 "set AWS_PROFILE or AWS_ACCESS_KEY_ID, or attach an instance role"

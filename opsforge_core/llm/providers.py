@@ -15,6 +15,7 @@ from typing import Any
 from opsforge_core.config import LLM_PROVIDERS, Settings
 from opsforge_core.errors import ConfigError, LLMError
 from opsforge_core.llm.base import LLMProvider
+from opsforge_core.llm.bedrock import aws_credentials_found
 
 logger = logging.getLogger(__name__)
 
@@ -35,21 +36,6 @@ def clear_error(provider: str) -> None:
 def last_error(provider: str) -> str | None:
     with _errors_lock:
         return _last_errors.get(provider)
-
-
-def aws_credentials_found() -> bool:
-    """Return True when boto3's credential chain finds credentials.
-
-    NOTE: on EC2 the chain ends at the instance metadata service, so this may make one local
-    request there; set AWS_EC2_METADATA_DISABLED=true where that is not wanted.
-    """
-    import boto3
-
-    try:
-        return boto3.Session().get_credentials() is not None
-    except Exception as exc:  # noqa: BLE001 - a broken profile means no usable credentials
-        logger.debug("AWS credential lookup failed: %s", exc)
-        return False
 
 
 def resolve_name(settings: Settings) -> str:

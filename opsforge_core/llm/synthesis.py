@@ -55,6 +55,8 @@ def synthesize(
     baseline = offline_synthesis(request)
     try:
         llm = _provider(provider, settings, client)
+        if llm is not None:
+            llm.check()
     except (ConfigError, LLMError) as exc:
         return fallback(baseline, f"LLM provider unavailable: {exc}")
     if llm is None:
