@@ -229,7 +229,13 @@ def _authorize(request: Request) -> None:
             challenge,
         )
     if not hmac.compare_digest(supplied.strip().encode(), expected.encode()):
-        raise ApiError(401, "invalid bearer token", "Authorization", None, challenge)
+        raise ApiError(
+            401,
+            "invalid bearer token",
+            "Authorization",
+            "send the token configured in OPSFORGE_API_TOKEN on the server",
+            challenge,
+        )
 
 
 async def _call(request: Request, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -403,9 +409,12 @@ def serve(host: str, port: int, settings: Settings | None = None) -> None:
     import uvicorn
 
     if not logging.getLogger().handlers:
-        logging.basicConfig(
-            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
-        )
+        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # A service logs its requests and handled errors at INFO even when the CLI set WARNING.
+    for name in (__name__, handlers.__name__):
+        service_logger = logging.getLogger(name)
+        if service_logger.getEffectiveLevel() > logging.INFO:
+            service_logger.setLevel(logging.INFO)
     app = create_app(settings)
     logger.info("serving the OpsForge API on http://%s:%d", host, port)
     # The request log above replaces uvicorn's access log, which would print query strings.

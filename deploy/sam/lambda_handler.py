@@ -215,9 +215,9 @@ def _gateway_ids(event: Any) -> dict[str, str]:
     """Return API Gateway's requestId, or EventBridge's event id, which a retry keeps."""
     if not isinstance(event, dict):
         return {}
-    context = event.get("requestContext")
-    if isinstance(context, dict) and context.get("requestId"):
-        return {"request_id": str(context["requestId"])}
+    request_context = event.get("requestContext")
+    if isinstance(request_context, dict) and request_context.get("requestId"):
+        return {"request_id": str(request_context["requestId"])}
     if "detail-type" in event and event.get("id"):
         return {"event_id": str(event["id"])}
     return {}
