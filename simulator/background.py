@@ -101,7 +101,8 @@ def _flap(
     duration_s: float,
     step_seconds: float,
 ) -> Effect:
-    """A series that crosses its threshold for a few samples, drops back, and repeats."""
+    """Build an effect that pushes a series past its threshold for a few samples, drops it
+    back, and repeats."""
     service, metric = series
     for_samples = RULES_BY_METRIC[metric][0].for_samples
     above = (for_samples + int(rng.integers(1, 3))) * step_seconds

@@ -97,7 +97,7 @@ def apply_effects(
 
 @dataclass
 class FaultPlan:
-    """What one scenario does to the system, relative to the fault start.
+    """The effects, restarts and deploys of one fault, timed from the fault start.
 
     ``restarts`` are (service, seconds) process restarts, which reset counters.
     ``version_change`` is (service, old version, new version, seconds) for a deploy.
@@ -143,7 +143,7 @@ def spread_upstream(
     """Return latency and error effects on every service upstream of ``source``.
 
     Callers are visited breadth first. Each hop draws a delay from ``HOP_DELAY_S`` and a weight
-    from ``HOP_WEIGHT``; a service reached along several paths keeps the strongest weight and
+    from ``HOP_WEIGHT``. A service reached along several paths keeps the strongest weight and
     the earliest onset. ``source`` itself gets nothing: its symptoms belong to the scenario.
     """
     shape = shape or Shape("ramp", rise_s=120.0)

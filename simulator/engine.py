@@ -1,9 +1,9 @@
 """Turn a fault plan into metric series and the alerts their rules fire.
 
 Each series is computed twice over the same noise: once with only the background effects
-("quiet") and once with the fault on top. An alert counts as caused by the fault when the
-fault moved its series by at least ``CAUSE_SHARE`` of the distance between the quiet median
-and the threshold while the alert was pending or firing; otherwise it is noise.
+("quiet") and once with the fault on top. An alert is caused by the fault when, while it was
+pending or firing, the fault moved its series by at least ``CAUSE_SHARE`` of the distance
+from the quiet median to the threshold. Every other alert is noise.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 from opsforge_core.models import Alert, MetricSeries
 from simulator.background import Background
 from simulator.effects import Effect, FaultPlan, apply_effects
-from simulator.metrics import ar1_noise, baseline, clip, counter_from_rate, noise_scale
+from simulator.metrics import ar1_noise, baseline, clip, counter_from_rate, with_noise
 from simulator.rules import RULES_BY_METRIC, AlertRule, Episode, build_alert, find_episodes
 from simulator.topology import METRICS, ServiceSpec
 
@@ -77,14 +77,17 @@ def _series_values(
     timeline: Timeline,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return (quiet, faulty) values of one series; for counters, their per-second rates.
+    """Return (quiet, faulty) values of one series, or per-second rates for a counter.
 
-    ``effects`` holds the series' background effects and its fault effects.
+    ``effects`` is the pair (background effects, fault effects) of this series.
     """
     ts = timeline.timestamps
-    values = baseline(spec, metric, ts) + ar1_noise(ts.size, noise_scale(spec, metric), rng)
-    quiet = apply_effects(values, ts - timeline.start, effects[0])
+    # Effects move the level; the noise is added last, so a saturated series still jitters.
+    unit_noise = ar1_noise(ts.size, 1.0, rng)
+    quiet = apply_effects(baseline(spec, metric, ts), ts - timeline.start, effects[0])
     faulty = apply_effects(quiet, ts - timeline.fault_start, effects[1])
+    quiet = with_noise(spec, metric, quiet, unit_noise)
+    faulty = with_noise(spec, metric, faulty, unit_noise)
     return clip(spec, metric, quiet), clip(spec, metric, faulty)
 
 

@@ -1,8 +1,8 @@
 """Generate one scenario run: metrics, alerts and ground truth, reproducible from a seed.
 
-``generate("memory_leak", seed=7)`` returns a ``ScenarioRun``; ``run.write_jsonl(path)``
-writes the scenario file format that ``opsforge_core.ingest`` reads: a header line with the
-ground truth and the topology, then metric and alert batches.
+``generate("memory_leak", seed=7)`` returns a ``ScenarioRun``. ``run.write_jsonl(path)``
+writes it in the scenario file format that ``opsforge_core.ingest`` reads. The first line has
+the ground truth and the topology, and the lines after it carry metric and alert batches.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from opsforge_core.store.base import Store
 from simulator.background import NOISY_METRICS, threshold_lift
 from simulator.effects import Effect, FaultPlan, Shape, apply_effects
 from simulator.live_state import SeriesState, evaluate_rules
-from simulator.metrics import NOISE_PHI, baseline, clip, noise_scale
+from simulator.metrics import NOISE_PHI, baseline, clip, with_noise
 from simulator.rules import RULES_BY_METRIC, deploy_alert
 from simulator.scenarios import BuildContext, get_scenario
 from simulator.topology import METRICS, SERVICES, default_graph
@@ -264,16 +264,15 @@ class LiveSimulator:
     ) -> float:
         spec = SERVICES[service]
         stamp = np.array([now])
-        scale = noise_scale(spec, metric)
-        state.noise = NOISE_PHI * state.noise + self._rng.normal(
-            0.0, scale * np.sqrt(1.0 - NOISE_PHI**2)
-        )
-        values = baseline(spec, metric, stamp) + state.noise
+        # The same AR(1) noise as the batch generator, one step at a time.
+        innovation = self._rng.normal(0.0, np.sqrt(1.0 - NOISE_PHI**2))
+        state.noise = NOISE_PHI * state.noise + innovation
         spikes = [e for e in self._spikes if (e.service, e.metric) == (service, metric)]
-        values = apply_effects(values, stamp - self._origin, spikes)
+        level = apply_effects(baseline(spec, metric, stamp), stamp - self._origin, spikes)
         if fault is not None:
             effects = fault.effects.get((service, metric), [])
-            values = apply_effects(values, stamp - fault.start, effects)
+            level = apply_effects(level, stamp - fault.start, effects)
+        values = with_noise(spec, metric, level, np.array([state.noise]))
         value = float(clip(spec, metric, values)[0])
         if METRICS[metric].kind == "counter":
             if fault is not None and self._restarted(service, now, fault):
@@ -326,7 +325,7 @@ class LiveSimulator:
                             meta.kind)  # fmt: skip
 
     def _emit(self, series: list[MetricSeries], alerts: list[Alert]) -> None:
-        for what, write, items in (
+        for kind, write, items in (
             ("metrics", self._store.append_metrics, series),
             ("alerts", self._store.upsert_alerts, alerts),
         ):
@@ -335,17 +334,17 @@ class LiveSimulator:
             try:
                 write(items)
             except Exception as exc:  # noqa: BLE001 - any store failure must not kill the thread
-                self._record_error(what, len(items), exc)
+                self._record_error(kind, len(items), exc)
                 continue
             with self._cond:
-                self._stats["points" if what == "metrics" else "alerts"] += len(items)
+                self._stats["points" if kind == "metrics" else "alerts"] += len(items)
 
-    def _record_error(self, what: str, count: int, exc: Exception) -> None:
+    def _record_error(self, kind: str, count: int, exc: Exception) -> None:
         with self._cond:
             self._stats["errors"] += 1
             errors = self._stats["errors"]
             self._last_error = f"{type(exc).__name__}: {exc}"
         # The first few failures are logged in full, then one line per hundred.
         if errors <= MAX_LOGGED_ERRORS or errors % 100 == 0:
-            logger.error("live simulator failed to write %d %s (failure %d): %s", count, what,
+            logger.error("live simulator failed to write %d %s (failure %d): %s", count, kind,
                          errors, exc, exc_info=errors <= MAX_LOGGED_ERRORS)  # fmt: skip

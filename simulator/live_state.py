@@ -15,7 +15,7 @@ REPEAT_SECONDS = 30 * 60.0
 
 @dataclass
 class SeriesState:
-    """What one series carries from tick to tick."""
+    """State one series carries from tick to tick."""
 
     noise: float = 0.0
     counter: float = 0.0

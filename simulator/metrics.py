@@ -27,18 +27,22 @@ DAILY_AMPLITUDE: dict[str, float] = {
     "error_rate": 0.2,
 }
 
-# Noise standard deviation: ("abs", units) or ("rel", fraction of the baseline).
+# Noise standard deviation at a given level of the metric, by mode:
+#   ("abs", sd)  a constant sd in the metric's units.
+#   ("rel", f)   f times the current level, because latencies and rates jitter in proportion.
+#   ("sqrt", f)  f times sqrt(level x baseline). It equals f x baseline at the baseline and
+#                grows slower than the level, as the spread of a ratio or a backlog does.
 NOISE: dict[str, tuple[str, float]] = {
     "cpu_percent": ("abs", 2.5),
     "memory_percent": ("abs", 0.5),
     "disk_used_percent": ("abs", 0.05),
     "latency_p99_ms": ("rel", 0.07),
-    "error_rate": ("rel", 0.35),
+    "error_rate": ("sqrt", 0.3),
     "http_requests_total": ("rel", 0.04),
     "messages_consumed_total": ("rel", 0.06),
     "db_connections_in_use": ("abs", 2.0),
     "cache_hit_ratio": ("abs", 0.006),
-    "queue_depth": ("rel", 0.25),
+    "queue_depth": ("sqrt", 0.25),
 }
 
 # Slow growth per day while healthy (log files, caches warming), in metric units.
@@ -62,10 +66,21 @@ def baseline(spec: ServiceSpec, metric: str, timestamps: np.ndarray) -> np.ndarr
     return values
 
 
-def noise_scale(spec: ServiceSpec, metric: str) -> float:
-    """Return the noise standard deviation of one metric, in its units."""
+def noise_sd(spec: ServiceSpec, metric: str, level: np.ndarray) -> np.ndarray:
+    """Return the noise standard deviation of one metric at ``level``, in its units."""
     mode, size = NOISE[metric]
-    return size * spec.baseline(metric) if mode == "rel" else size
+    if mode == "abs":
+        return np.full_like(level, size)
+    if mode == "rel":
+        return size * np.abs(level)
+    return size * np.sqrt(np.abs(level) * spec.baseline(metric))
+
+
+def with_noise(
+    spec: ServiceSpec, metric: str, level: np.ndarray, unit_noise: np.ndarray
+) -> np.ndarray:
+    """Add noise to ``level``: ``unit_noise`` (standard deviation 1) times the metric's sd."""
+    return level + unit_noise * noise_sd(spec, metric, level)
 
 
 def ar1_noise(n: int, scale: float, rng: np.random.Generator) -> np.ndarray:

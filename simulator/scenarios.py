@@ -22,8 +22,8 @@ MINUTE = 60.0
 
 @dataclass
 class BuildContext:
-    """What a scenario builder may read: the graph, the service specs, a seeded generator,
-    and ``horizon_s``, the seconds from the fault start to the end of the run."""
+    """Inputs of a scenario builder: the graph, the service specs, a seeded generator, and
+    ``horizon_s``, the seconds from the fault start to the end of the run."""
 
     graph: ServiceGraph
     specs: dict[str, ServiceSpec]

@@ -48,7 +48,8 @@ def cell_topology(cells: int) -> tuple[dict[str, ServiceSpec], ServiceGraph]:
 
 
 def _series_keys(specs: dict[str, ServiceSpec], n_series: int) -> list[tuple[str, str]]:
-    """The first ``n_series`` series, the shared database's first so the cause is kept."""
+    """Return the first ``n_series`` series keys, the shared database's first so the root
+    cause is always kept."""
     names = [SHARED] + sorted(s for s in specs if s != SHARED)
     keys = [(name, metric) for name in names for metric in specs[name].metrics]
     return keys[:n_series]

@@ -71,7 +71,7 @@ def test_generate_incident_alerts_start_after_fault(runs, name: str) -> None:
                 assert first >= first_by_service.get(origin, start), f"{service} before {origin}"
 
 
-def test_generate_upstream_latency_rises_after_fault_hop_by_hop(runs) -> None:
+def test_generate_upstream_latency_rises_hop_by_hop(runs) -> None:
     run = runs[("db_connection_pool_exhaustion", 1)]
     truth = run.ground_truth
     onsets = truth["affected_services"]
