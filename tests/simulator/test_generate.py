@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from opsforge_core.models import Alert, MetricSeries
-from simulator.generate import ScenarioRun, default_start, generate
+from simulator.generate import ScenarioRun, default_start, generate, series_dict
 from simulator.rules import RULES
 from simulator.scenarios import SCENARIOS
 from simulator.topology import SERVICES, default_graph
@@ -213,3 +213,11 @@ def test_generate_rejects_short_window_and_unknown_scenario() -> None:
         generate("cpu_saturation", 0, duration_minutes=10)
     with pytest.raises(KeyError, match="cpu_saturation"):
         generate("no_such_fault", 0)
+
+
+def test_series_dict_matches_model_to_dict(runs) -> None:
+    run = runs[("cache_failure", 0)]
+    for series in run.series:
+        assert series_dict(series) == series.to_dict(), series.key
+    odd = MetricSeries("redis", "cpu_percent", np.array([0.5, 61.25]), np.array([1.0, np.nan]))
+    assert series_dict(odd) == odd.to_dict()
