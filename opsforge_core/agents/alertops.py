@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from opsforge_core.agents import alertmemory
@@ -45,6 +45,10 @@ DEPENDENT_LABELS = ("caller", "upstream", "called_by", "downstream_of")
 LOW_SEVERITIES = frozenset({"info", "warning"})
 # A fingerprint firing this many separate times, resolving in between, is flapping.
 FLAP_EPISODES = 3
+# An alert resolved within this long after it started is a blip, when nothing joins it.
+TRANSIENT = timedelta(minutes=5)
+# A fingerprint firing again within this long after its group went quiet rejoins the group.
+RECUR_WINDOW = timedelta(minutes=60)
 
 
 def signature_of(alerts: list[Alert]) -> str:
@@ -122,7 +126,7 @@ class AlertOpsAgent(Agent):
     name = "alertops"
     description = "Deduplicates, groups and de-noises alerts; recalls similar past incidents."
 
-    def __init__(self, group_window: timedelta = timedelta(minutes=10), max_hops: int = 3):
+    def __init__(self, group_window: timedelta = timedelta(minutes=10), max_hops: int = 1):
         self.group_window = group_window
         self.max_hops = max_hops
 
@@ -152,7 +156,8 @@ class AlertOpsAgent(Agent):
 
         graph, graph_note = self._graph(ctx)
         groups = group_alerts(collapsed, graph, self.group_window, self.max_hops)
-        groups, noise = split_noise(groups, graph)
+        flapping_fingerprints = {f["fingerprint"] for f in flapping}
+        groups, noise = split_noise(groups, flapping_fingerprints)
         for group in groups:
             group.origin = find_origin(group, graph)
         group_dicts = [g.to_dict(f"g{i + 1}") for i, g in enumerate(groups)]
@@ -244,37 +249,69 @@ def group_alerts(
     alerts: list[Alert],
     graph: ServiceGraph | None,
     window: timedelta,
-    max_hops: int = 3,
+    max_hops: int = 1,
 ) -> list[AlertGroup]:
-    """Group alerts whose starts lie within ``window`` and whose services are related.
+    """Group alerts that start while a related group is active (or within ``window`` after).
 
-    Related means the same service, a shared correlation label, or (with a graph) a
-    dependency path of at most ``max_hops`` either way; without a graph, time alone links.
-    Links are transitive, so a chain of related alerts forms one group.
+    A group stays active while any of its alerts fires, so a long incident keeps collecting
+    the symptoms that spread from it; an alert that fires again within ``RECUR_WINDOW`` after
+    its group went quiet reopens that group. A blip (resolved within ``TRANSIENT``) joins only
+    a group with a related alert that started within ``window`` of it. Related means the same
+    service, a shared correlation label, or (with a graph) a dependency path of at most
+    ``max_hops`` either way; without a graph, time alone links. An alert related to several
+    active groups merges them.
     """
     ordered = sorted(alerts, key=lambda a: (a.starts_at, a.fingerprint))
-    parent = list(range(len(ordered)))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
     related = _RelatedServices(graph, max_hops)
-    for i, alert in enumerate(ordered):
-        for j in range(i - 1, -1, -1):
-            other = ordered[j]
-            if alert.starts_at - other.starts_at > window:
-                break
-            if find(i) != find(j) and related(alert, other):
-                parent[find(i)] = find(j)
-    members: dict[int, list[Alert]] = defaultdict(list)
-    for i, alert in enumerate(ordered):
-        members[find(i)].append(alert)
-    groups = [AlertGroup(list(m)) for m in members.values()]
+    active: list[_OpenGroup] = []
+    closed: list[_OpenGroup] = []
+    for alert in ordered:
+        still_open = []
+        for group in active:
+            if group.until is not None and group.until + window < alert.starts_at:
+                closed.append(group)
+            else:
+                still_open.append(group)
+        recurring = [
+            g
+            for g in closed
+            if alert.fingerprint in g.fingerprints and g.until + RECUR_WINDOW >= alert.starts_at
+        ]
+        closed = [g for g in closed if g not in recurring]
+        still_open += recurring
+        matches = [
+            g
+            for g in still_open
+            if g in recurring or related.to_group(alert, g, window if _is_blip(alert) else None)
+        ]
+        merged = _OpenGroup([alert], {alert.service}, alert.ends_at)
+        for group in matches:
+            merged.absorb(group)
+        active = [g for g in still_open if g not in matches] + [merged]
+    groups = [AlertGroup(g.alerts) for g in closed + active]
+    for group in groups:
+        group.alerts.sort(key=lambda a: (a.starts_at, a.fingerprint))
     groups.sort(key=lambda g: (g.start, g.alerts[0].fingerprint))
     return groups
+
+
+@dataclass(eq=False)
+class _OpenGroup:
+    alerts: list[Alert]
+    services: set[str]
+    until: datetime | None  # last end time; None while an alert still fires
+
+    @property
+    def fingerprints(self) -> set[str]:
+        return {a.fingerprint for a in self.alerts}
+
+    def absorb(self, other: _OpenGroup) -> None:
+        self.alerts.extend(other.alerts)
+        self.services |= other.services
+        if self.until is None or other.until is None:
+            self.until = None
+        else:
+            self.until = max(self.until, other.until)
 
 
 class _RelatedServices:
@@ -285,16 +322,24 @@ class _RelatedServices:
         self.max_hops = max_hops
         self._cache: dict[tuple[str, str], bool] = {}
 
-    def __call__(self, a: Alert, b: Alert) -> bool:
-        if a.service == b.service:
+    def to_group(self, alert: Alert, group: _OpenGroup, near: timedelta | None = None) -> bool:
+        """Return True when ``alert`` relates to the group.
+
+        With ``near``, only the group's alerts that started within ``near`` of ``alert``
+        count, so a blip joins the burst it belongs to, not a long incident it happens
+        to overlap.
+        """
+        members = group.alerts
+        if near is not None:
+            members = [m for m in members if abs(m.starts_at - alert.starts_at) <= near]
+        services = {m.service for m in members}
+        if alert.service in services or (self.graph is None and members):
             return True
         for label in CORRELATION_LABELS:
-            value = a.labels.get(label)
-            if value and value == b.labels.get(label):
+            value = alert.labels.get(label)
+            if value and any(value == other.labels.get(label) for other in members):
                 return True
-        if self.graph is None:
-            return True
-        return self.connected(a.service, b.service)
+        return any(self.connected(alert.service, service) for service in services)
 
     def connected(self, a: str, b: str) -> bool:
         key = (a, b) if a < b else (b, a)
@@ -305,34 +350,45 @@ class _RelatedServices:
 
 
 def split_noise(
-    groups: list[AlertGroup], graph: ServiceGraph | None
+    groups: list[AlertGroup],
+    flapping: set[str] | frozenset[str] = frozenset(),
+    transient: timedelta = TRANSIENT,
 ) -> tuple[list[AlertGroup], list[Alert]]:
-    """Move isolated low-severity groups out when a more severe group exists.
+    """Move isolated quiet groups out when another group remains.
 
-    A group is noise when all its alerts are info or warning, it covers one service, and that
-    service has no dependency path to any service of the other groups.
+    A group is isolated when it covers one service: grouping found no related service
+    alerting at the same time. It is noise when its alerts are also all info or warning, all
+    flapping, or all resolved within ``transient`` (a blip that cleared itself).
     """
     if len(groups) < 2:
         return groups, []
-    worst = max(SEVERITY_RANK.get(g.severity, 0) for g in groups)
     kept: list[AlertGroup] = []
     noise: list[Alert] = []
     for group in groups:
-        others = {s for g in groups if g is not group for s in g.services}
-        isolated = len(group.services) == 1 and not _touches(group.services[0], others, graph)
-        quiet = all(a.severity in LOW_SEVERITIES for a in group.alerts)
-        if quiet and isolated and SEVERITY_RANK.get(group.severity, 0) < worst:
+        if len(group.services) == 1 and _quiet(group, flapping, transient):
             noise.extend(group.alerts)
         else:
             kept.append(group)
+    if not kept:
+        # Everything looked like noise: keep the largest group rather than report nothing.
+        largest = max(groups, key=lambda g: (len(g.alerts), SEVERITY_RANK.get(g.severity, 0)))
+        noise = [a for a in noise if a not in largest.alerts]
+        kept = [largest]
     return kept, noise
 
 
-def _touches(service: str, others: set[str], graph: ServiceGraph | None) -> bool:
-    if graph is None or service not in graph.edges:
-        return False
-    neighbours = graph.upstream(service) | graph.downstream(service)
-    return bool(neighbours & others)
+def _is_blip(alert: Alert, transient: timedelta = TRANSIENT) -> bool:
+    duration = alert.duration_seconds
+    return duration is not None and duration <= transient.total_seconds()
+
+
+def _quiet(group: AlertGroup, flapping: set[str] | frozenset[str], transient: timedelta) -> bool:
+    alerts = group.alerts
+    if all(a.severity in LOW_SEVERITIES for a in alerts):
+        return True
+    if all(a.fingerprint in flapping for a in alerts):
+        return True
+    return all(_is_blip(a, transient) for a in alerts)
 
 
 def find_origin(group: AlertGroup, graph: ServiceGraph | None) -> str:
