@@ -4,7 +4,8 @@
         --labels ../shared/data/nab/labels/combined_windows.json --out /tmp/nab-results --json
 
 Every CSV under ``--data`` (columns ``timestamp,value``) is scored by
-``opsforge_core.agents.detect.score_online`` as it stands, with no per-file settings. Results go
+``opsforge_core.agents.detect.score_online`` as it stands, with no per-file settings except the
+daily period, which follows from each file's median sampling step as it does in a scan. Results go
 to ``OUT/<detector>/<category>/<detector>_<file>.csv`` in NAB's result format
 (``timestamp,value,anomaly_score,label``); the summary is printed, as JSON with ``--json``.
 """
@@ -23,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from bench.nab_scoring import FileRows, label_rows, sweep
-from opsforge_core.agents.detect import score_online
+from opsforge_core.agents.detect import daily_period, score_online
 
 logger = logging.getLogger(__name__)
 
@@ -47,8 +48,10 @@ def load_windows(path: Path) -> dict[str, list[tuple[float, float]]]:
 def score_file(path: Path, relative: str, windows: list[tuple[float, float]]) -> FileRows:
     frame = pd.read_csv(path)
     values = frame["value"].to_numpy(dtype=np.float64)
-    scores = score_online(values)
-    rows = label_rows(relative, _epoch(frame["timestamp"]), scores, windows)
+    timestamps = _epoch(frame["timestamp"])
+    step = float(np.median(np.diff(timestamps))) if timestamps.size > 1 else 0.0
+    scores = score_online(values, period=daily_period(step, values.size))
+    rows = label_rows(relative, timestamps, scores, windows)
     rows.timestamps_text = frame["timestamp"].astype(str).tolist()  # type: ignore[attr-defined]
     rows.values = values  # type: ignore[attr-defined]
     return rows
