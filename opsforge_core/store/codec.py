@@ -14,8 +14,9 @@ and DynamoDB:
   string (``"1e+200"``), so the value stays readable but reads back as a string.
 
 On the way out of DynamoDB, ``Decimal`` values become ``int`` when integral and ``float``
-otherwise, so ``json.dumps`` works on everything a backend returns. A float such as ``30.0``
-comes back as the int ``30``, because DynamoDB keeps no distinction between the two.
+otherwise, so ``json.dumps`` works on everything a backend returns. DynamoDB keeps no
+distinction between the two, so a float such as ``30.0`` comes back as the int ``30``, and an
+integral value of 1e18 or more with at most 17 significant digits comes back as a float.
 """
 
 from __future__ import annotations
@@ -109,7 +110,11 @@ def _normalize_number(value: int | float | Decimal | np.number) -> Any:
 
 
 def _decimal_to_number(value: Decimal) -> int | float:
-    if value.is_finite() and value == value.to_integral_value():
+    # DynamoDB returns 1e20 as "100000000000000000000", so an integral value is taken for a
+    # float when it is large and has no more significant digits than a float can carry.
+    if not value.is_finite() or value != value.to_integral_value():
+        return float(value)
+    if abs(value) < 10**18 or len(value.normalize().as_tuple().digits) > 17:
         return int(value)
     return float(value)
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from opsforge_core.errors import ValidationError
+from opsforge_core.store.codec import item_size
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ def trim_incident(document: dict[str, Any], fits: Fits, limit_text: str) -> dict
             doc["notes"].append(f"stored copy trimmed to fit {limit_text}: {note}")
             logger.debug("incident %s trimmed: %s", doc.get("incident_id"), note)
         if fits(doc):
-            return doc
+            return _restore_raw_payloads(doc, document, fits)
     raise ValidationError(
         f"incident {doc.get('incident_id')!r} does not fit {limit_text} even after trimming"
     )
@@ -52,7 +53,7 @@ def _drop_raw_payloads(doc: dict[str, Any], fits: Fits) -> str | None:
     with_raw = [a for a in alerts if a.get("raw")]
     if not with_raw:
         return None
-    with_raw.sort(key=lambda a: len(repr(a["raw"])), reverse=True)
+    with_raw.sort(key=lambda a: item_size({"raw": a["raw"]}), reverse=True)
     dropped = 0
     # Drop in doubling batches so a document with thousands of alerts needs few size checks.
     batch = 1
@@ -64,6 +65,24 @@ def _drop_raw_payloads(doc: dict[str, Any], fits: Fits) -> str | None:
         if fits(doc):
             break
     return f"removed the raw payloads of {dropped} of {len(alerts)} alerts (largest first)"
+
+
+def _restore_raw_payloads(
+    doc: dict[str, Any], original: dict[str, Any], fits: Fits
+) -> dict[str, Any]:
+    """Put the raw payloads back when a later step made room, as with one huge text.
+
+    NOTE: all or nothing; when only some payloads would fit again, all stay removed.
+    """
+    raw_note = next((n for n in doc["notes"] if "removed the raw payloads" in n), None)
+    if raw_note is None or len(doc.get("alerts") or []) != len(original.get("alerts") or []):
+        return doc
+    restored = copy.deepcopy(doc)
+    for alert, source in zip(restored["alerts"], original["alerts"], strict=True):
+        if source.get("raw") is not None:
+            alert["raw"] = copy.deepcopy(source["raw"])
+    restored["notes"] = [n for n in restored["notes"] if n is not raw_note]
+    return restored if fits(restored) else doc
 
 
 def _shorten_texts(doc: dict[str, Any], fits: Fits) -> str | None:

@@ -1,0 +1,103 @@
+"""dynalite killed in the middle of a batch of writes, then restarted on the same data."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from opsforge_core.errors import PartialWriteError
+from opsforge_core.store.dynamodb_io import serialize
+from tests.conftest import free_port
+from tests.store.conftest import Dynalite, dynamodb_store
+from tests.store.factories import make_alert, make_series
+
+pytestmark = pytest.mark.server
+
+
+@pytest.fixture
+def server(aws_env, tmp_path):
+    instance = Dynalite(free_port(), tmp_path / "dynalite-data")
+    instance.start()
+    yield instance
+    instance.stop()
+
+
+def _kill_after(server: Dynalite, client, event: str, calls: int) -> None:
+    count = 0
+
+    def handler(**_kwargs) -> None:
+        nonlocal count
+        count += 1
+        if count == calls:
+            server.stop(signal.SIGKILL)
+
+    client.meta.events.register(f"after-call.dynamodb.{event}", handler)
+
+
+def _feed_items(client, table: str, feed_id: str) -> list[dict]:
+    items, start = [], {}
+    while True:
+        response = client.query(
+            TableName=table,
+            KeyConditionExpression="feed_id = :f",
+            ExpressionAttributeValues=serialize({":f": feed_id}),
+            **start,
+        )
+        items += response["Items"]
+        if "LastEvaluatedKey" not in response:
+            return items
+        start = {"ExclusiveStartKey": response["LastEvaluatedKey"]}
+
+
+def test_metric_batch_interrupted(server):
+    client = server.client(max_attempts=2)
+    store = dynamodb_store(client, server.endpoint)
+    store.init()
+    series = [make_series(f"svc-{i:03d}", "cpu", points=5) for i in range(120)]
+    _kill_after(server, client, "BatchWriteItem", 3)  # 3 batches of 25 land, then the crash
+
+    with pytest.raises(PartialWriteError) as info:
+        store.append_metrics(series)
+    assert "could not be reached" in str(info.value)
+    unwritten = {key["ts"] for key in info.value.unwritten}
+    assert len(unwritten) == 120 - 3 * 25
+
+    server.start()
+    fresh = server.client()
+    stored = _feed_items(fresh, store.names["feed"], "metrics")
+    stored_keys = {item["ts"]["S"] for item in stored}
+    assert len(stored_keys) == 75
+    assert stored_keys.isdisjoint(unwritten)
+    for item in stored:
+        document = item["doc"]["M"]
+        assert len(document["t"]["L"]) == 5
+        assert len(document["v"]["L"]) == 5
+    reread = dynamodb_store(
+        fresh, server.endpoint, prefix=store.names["feed"][: -len("event-feed")]
+    )
+    assert len(reread.recent_metrics()) == 75
+
+
+def test_alert_upserts_interrupted(server):
+    client = server.client(max_attempts=2)
+    store = dynamodb_store(client, server.endpoint)
+    store.init()
+    alerts = [make_alert(f"fp-{i:02d}", minutes=i) for i in range(10)]
+    _kill_after(server, client, "PutItem", 4)
+
+    with pytest.raises(PartialWriteError) as info:
+        store.upsert_alerts(alerts)
+    assert "fp-04" in str(info.value)
+    assert len(info.value.unwritten) == 6
+
+    server.start()
+    fresh = server.client()
+    reread = dynamodb_store(
+        fresh, server.endpoint, prefix=store.names["feed"][: -len("event-feed")]
+    )
+    stored = [a.fingerprint for a in reread.recent_alerts().items]
+    assert stored == ["fp-03", "fp-02", "fp-01", "fp-00"]
+    # A retry of the whole delivery completes it: the first four count as repeats.
+    changes = [r.change for r in reread.upsert_alerts(alerts)]
+    assert changes == ["unchanged"] * 4 + ["new"] * 6
