@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -88,7 +90,7 @@ def test_function_routes_and_environment(resources: dict[str, Any]) -> None:
     events = function["Events"]
     variables = function["Environment"]["Variables"]
 
-    assert function["Handler"] == "lambda_handler.lambda_handler"
+    assert function["PackageType"] == "Image"
     assert events["Analyze"]["Properties"]["Path"] == "/analyze"
     assert events["Analyze"]["Properties"]["Method"] == "post"
     assert events["Analyze"]["Properties"]["Auth"]["ApiKeyRequired"] is True
@@ -128,3 +130,82 @@ def test_policy_limited_to_tables_and_model(resources: dict[str, Any]) -> None:
         "AgentKnowledgeTable",
         "EventFeedTable",
     }
+
+
+def test_image_builds_from_repository(resources: dict[str, Any]) -> None:
+    metadata = resources["OpsForgeFunction"]["Metadata"]
+    context = (TEMPLATE.parent / metadata["DockerContext"]).resolve()
+    dockerfile = (context / metadata["Dockerfile"]).read_text()
+
+    assert context == TEMPLATE.parents[2]
+    assert 'CMD ["lambda_handler.lambda_handler"]' in dockerfile
+    for line in dockerfile.splitlines():
+        if line.startswith("COPY "):
+            source = line.split()[1]
+            assert (context / source).exists(), source
+
+
+# Packages the python3.12 Lambda base image provides without a requirements entry.
+BASE_IMAGE_PACKAGES = {"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six"}
+IMPORT_PROBE = """
+import json, sys
+blocked = ["plotly", "streamlit", "fastapi", "uvicorn", "starlette", "anthropic", "httpx",
+           "networkx", "matplotlib", "pydantic"]
+for name in blocked:
+    sys.modules[name] = None
+sys.path.insert(0, sys.argv[1])
+import lambda_handler
+event = json.load(open(sys.argv[2]))
+response = lambda_handler.lambda_handler(event, None)
+loaded = sorted({m.split(".")[0] for m, v in sys.modules.items() if v is not None})
+print(json.dumps({"status": response["statusCode"], "modules": loaded}))
+"""
+
+
+def test_image_requirements_cover_imports(events_dir: Path, tmp_path: Path) -> None:
+    requirements = (TEMPLATE.parent / "requirements.txt").read_text().splitlines()
+    declared = {
+        line.split(">")[0].split("=")[0].strip().lower()
+        for line in requirements
+        if line.strip() and not line.startswith("#")
+    }
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "OPSFORGE_SQLITE_PATH": str(tmp_path / "opsforge.db"),
+        "OPSFORGE_LLM_PROVIDER": "offline",
+    }
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            IMPORT_PROBE,
+            str(TEMPLATE.parent),
+            str(events_dir / "apigw_v1_analyze.json"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=TEMPLATE.parents[2],
+        timeout=120,
+    )
+    assert probe.returncode == 0, probe.stderr
+    result = json.loads(probe.stdout.strip().splitlines()[-1])
+    # Only what the core imports itself counts; pandas, for one, loads optional extras when
+    # the test environment has them.
+    imported = _core_imports() & set(result["modules"])
+    third_party = {
+        name for name in imported if name not in sys.stdlib_module_names and name != "opsforge_core"
+    }
+
+    assert result["status"] == 200
+    assert third_party - declared - BASE_IMAGE_PACKAGES == set()
+    assert {"numpy", "pandas", "scipy"} <= third_party
+
+
+def _core_imports() -> set[str]:
+    """Top-level module names that ``import`` and ``from`` lines of opsforge_core name."""
+    pattern = re.compile(r"^\s*(?:from|import)\s+([A-Za-z_][A-Za-z0-9_]*)", re.MULTILINE)
+    names: set[str] = set()
+    for path in (TEMPLATE.parents[2] / "opsforge_core").rglob("*.py"):
+        names.update(pattern.findall(path.read_text()))
+    return names
