@@ -356,7 +356,7 @@ def _handle(kind: str, payload: Any, *, retry_store_errors: bool) -> dict[str, A
         if retry_store_errors:
             logger.error("store write failed, raising so the event is retried: %s", exc)
             raise EventRetryError(f"store write failed: {exc}") from exc
-        logger.error("store failed: %s", exc)
+        logger.error("store unavailable, returning 503: %s", exc)
         return error_response(503, f"store unavailable: {exc}", None, "retry later")
     except OpsForgeError as exc:
         raise BadEventError(400, None, str(exc)) from exc
