@@ -12,6 +12,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -68,8 +69,19 @@ BATCH_MAX_DELAY = 2.0
 ITEM_BUDGET = MAX_ITEM_BYTES - 2048
 LIMIT_TEXT = "DynamoDB's 400 KB item limit"
 
+class _ExactDeserializer(TypeDeserializer):
+    """boto3's deserializer, except that numbers are read with the exact ``Decimal()``.
+
+    boto3 reads numbers in a 38-digit context that raises ``Rounded`` on the plain-digit form
+    that dynalite 4 returns for large values (9.8e125 comes back as 126 digits).
+    """
+
+    def _deserialize_n(self, value: str) -> Decimal:
+        return Decimal(value)
+
+
 _serializer = TypeSerializer()
-_deserializer = TypeDeserializer()
+_deserializer = _ExactDeserializer()
 
 
 def serialize(item: dict[str, Any]) -> dict[str, Any]:
