@@ -97,6 +97,10 @@ class HandlerResult:
         }
         if self.incident is not None:
             body["incident"] = self.incident
+        if self.status_code == 400:
+            body["error"] = f"all {len(self.rejected)} records were rejected; see 'rejected'"
+            body["field"] = self.rejected[0]["field"]
+            body["fix"] = "correct the listed fields and send the payload again"
         return json_safe(body)
 
 
@@ -135,6 +139,8 @@ def handle_alerts(
             f"expected a {expected_source} payload but got {batch.source or 'another format'}",
         )
     result = _new_result("alerts", batch)
+    # Series that arrive with the alerts are stored too, so nothing accepted is dropped.
+    _record_metrics(batch, result, store)
     _record_alerts(batch, result, store, orchestrator if analyze else None)
     return result
 
@@ -146,10 +152,15 @@ def handle_metrics(
     orchestrator: Orchestrator | None = None,
     settings: Settings,
 ) -> HandlerResult:
-    """Append the metric series of ``payload`` to the event feed."""
+    """Append the metric series of ``payload`` to the event feed.
+
+    Alerts in the same payload are recorded as well, and start an analysis only when an
+    orchestrator is given.
+    """
     batch = _parse(payload, settings)
     result = _new_result("metrics", batch)
     _record_metrics(batch, result, store)
+    _record_alerts(batch, result, store, orchestrator)
     return result
 
 
@@ -188,6 +199,11 @@ def handle_incident(
     batch = _parse(data, settings)
     result = _new_result("incident", batch)
     if not batch.alerts and not batch.series:
+        if batch.rejected:
+            first = batch.rejected[0]
+            raise IngestError(
+                first.field, f"{first.reason} ({len(batch.rejected)} records rejected)"
+            )
         raise IngestError(
             "alerts",
             "nothing to analyze; send at least one alert in 'alerts' or one series in 'metrics'",

@@ -159,9 +159,26 @@ def test_invalid_alerts_rejected_valid_kept(lambda_env: ModuleType) -> None:
 
 def test_all_alerts_rejected_is_400(lambda_env: ModuleType) -> None:
     response = lambda_env.lambda_handler(_alerts_event([{"name": 3}]), context())
+    body = body_of(response)
 
     assert response["statusCode"] == 400
-    assert body_of(response)["accepted"] == 0
+    assert body["accepted"] == 0
+    assert body["field"].startswith("alerts[0]")
+    assert "rejected" in body["error"]
+
+
+def test_analyze_all_invalid_names_field(lambda_env: ModuleType, events_dir: Path) -> None:
+    alert = {"name": "NoService", "severity": "high", "status": "firing"}
+    alert["starts_at"] = "2026-11-20T10:00:00Z"
+
+    response = lambda_env.lambda_handler(
+        _v1(events_dir, json.dumps({"alerts": [alert]})), context()
+    )
+    body = body_of(response)
+
+    assert response["statusCode"] == 400
+    assert body["field"] == "alerts[0].service"
+    assert "1 records rejected" in body["error"]
 
 
 class _FlakyStore:
