@@ -118,13 +118,33 @@ def find_episodes(breached: np.ndarray, for_samples: int) -> list[Episode]:
 
 def fingerprint(labels: dict[str, str]) -> str:
     """Hash a label set to 16 hex digits, independent of label order."""
-    digest = hashlib.blake2b(digest_size=8)
+    # The byte 0xFF never occurs in UTF-8, so it separates names and values unambiguously.
+    parts: list[bytes] = []
     for name in sorted(labels):
-        digest.update(name.encode())
-        digest.update(b"\xff")
-        digest.update(labels[name].encode())
-        digest.update(b"\xff")
-    return digest.hexdigest()
+        parts += (name.encode(), labels[name].encode())
+    return hashlib.blake2b(b"\xff".join(parts) + b"\xff", digest_size=8).hexdigest()
+
+
+def fingerprints_varying(labels: dict[str, str], name: str, values: list[str]) -> list[str]:
+    """Return ``fingerprint`` of ``labels`` with label ``name`` set to each of ``values``.
+
+    The labels before ``name`` in sorted order are hashed once and the hash state is copied
+    for each value, which matters when a storm fans one alert out to thousands of instances.
+    """
+    names = sorted({*labels, name})
+    split = names.index(name)
+
+    def encode(part: list[str]) -> bytes:
+        return b"".join(n.encode() + b"\xff" + labels[n].encode() + b"\xff" for n in part)
+
+    prefix = hashlib.blake2b(encode(names[:split]) + name.encode() + b"\xff", digest_size=8)
+    suffix = b"\xff" + encode(names[split + 1 :])
+    out = []
+    for value in values:
+        digest = prefix.copy()
+        digest.update(value.encode() + suffix)
+        out.append(digest.hexdigest())
+    return out
 
 
 def epoch_to_datetime(seconds: float) -> datetime:

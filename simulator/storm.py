@@ -15,11 +15,12 @@ from datetime import timedelta
 
 import numpy as np
 
+from opsforge_core.models import Alert
 from opsforge_core.topology import ServiceGraph
 from simulator.background import plan_background
 from simulator.engine import FiredAlert, Timeline, simulate
 from simulator.generate import ScenarioRun, _ground_truth, default_start, scenario_rng
-from simulator.rules import build_alert
+from simulator.rules import epoch_to_datetime, fingerprints_varying
 from simulator.scenarios import BuildContext, get_scenario
 from simulator.topology import EDGES, SERVICES, ServiceSpec
 
@@ -69,20 +70,28 @@ def _fan_out(
     counts[: n_alerts % len(fired)] += 1
     out: list[FiredAlert] = []
     for item, count in zip(fired, counts.tolist(), strict=True):
-        spec = specs[item.alert.service]
-        start = item.alert.starts_at.timestamp()
-        end = None if item.alert.ends_at is None else item.alert.ends_at.timestamp()
+        first = item.alert
+        start = first.starts_at.timestamp()
+        end = None if first.ends_at is None else first.ends_at.timestamp()
         # Pods are scraped at different moments within one step.
         jitter = rng.uniform(0.0, step_seconds, count).tolist()
-        for replica, shift in enumerate(jitter):
-            copy = build_alert(
-                item.rule, spec,
-                value=item.value, starts_at=start + shift,
-                ends_at=None if end is None else end + shift,
-                version=item.alert.labels["version"], step_seconds=step_seconds,
-                instance=f"{spec.name}-{replica}.prod.internal:9100",
-            )  # fmt: skip
-            out.append(replace(item, alert=copy))
+        instances = [f"{first.service}-{replica}.prod.internal:9100" for replica in range(count)]
+        hashes = fingerprints_varying(first.labels, "instance", instances)
+        for shift, instance, fingerprint in zip(jitter, instances, hashes, strict=True):
+            copy = Alert(
+                fingerprint=fingerprint,
+                source=first.source,
+                name=first.name,
+                service=first.service,
+                severity=first.severity,
+                status=first.status,
+                summary=first.summary,
+                description=first.description,
+                labels={**first.labels, "instance": instance},
+                starts_at=epoch_to_datetime(start + shift),
+                ends_at=None if end is None else epoch_to_datetime(end + shift),
+            )
+            out.append(FiredAlert(copy, item.caused, item.episode, item.rule, item.value))
     return out
 
 

@@ -6,6 +6,7 @@ from collections import Counter
 
 import pytest
 
+from simulator.rules import fingerprint, fingerprints_varying
 from simulator.storm import SHARED, generate_storm
 
 
@@ -50,3 +51,19 @@ def test_storm_has_instances_repeats_and_noise(storm) -> None:
 def test_storm_rejects_invalid_sizes() -> None:
     with pytest.raises(ValueError, match="points"):
         generate_storm(n_alerts=10, n_series=10, points=5)
+
+
+def test_storm_fingerprints_hash_full_label_set(storm) -> None:
+    for alert in storm.alerts:
+        assert alert.fingerprint == fingerprint(alert.labels)
+    assert len({a.labels["instance"] for a in storm.alerts}) > 100
+
+
+def test_fingerprint_ignores_label_order() -> None:
+    labels = {"alertname": "HighCPU", "service": "search", "instance": "a:9100"}
+    assert fingerprint(labels) == fingerprint(dict(reversed(labels.items())))
+    assert fingerprint(labels) != fingerprint({**labels, "instance": "b:9100"})
+    assert fingerprints_varying(labels, "instance", ["a:9100", "b:9100"]) == [
+        fingerprint(labels),
+        fingerprint({**labels, "instance": "b:9100"}),
+    ]
