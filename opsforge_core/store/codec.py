@@ -217,6 +217,12 @@ def check_key(table: str, name: str, value: str, max_bytes: int = MAX_HASH_KEY_B
     return value
 
 
+def check_limit(limit: int) -> None:
+    """Raise ``ValidationError`` unless ``limit`` is a positive page size."""
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise ValidationError(f"limit must be a positive integer, got {limit!r}")
+
+
 def sort_time(value: datetime) -> str:
     """Format a datetime as fixed-width UTC text whose string order is time order.
 

@@ -13,11 +13,11 @@ import time
 from datetime import datetime
 from typing import Any
 
-from opsforge_core.errors import ConflictError, PartialWriteError, StoreError, ValidationError
+from opsforge_core.errors import ConflictError, PartialWriteError, StoreError
 from opsforge_core.models import Alert, MetricSeries, utcnow
 from opsforge_core.store import records
 from opsforge_core.store.base import ALERT_FEED, METRIC_FEED, AlertUpsert, Page
-from opsforge_core.store.codec import check_key, normalize, sort_time
+from opsforge_core.store.codec import check_key, check_limit, normalize, sort_time
 from opsforge_core.store.dynamodb_io import Tables, describe_key, pack, serialize, unpack
 
 logger = logging.getLogger(__name__)
@@ -102,8 +102,7 @@ class FeedMixin:
         limit: int = 1000,
         cursor: str | None = None,
     ) -> Page[Alert]:
-        if not isinstance(limit, int) or limit < 1:
-            raise ValidationError(f"limit must be a positive integer, got {limit!r}")
+        check_limit(limit)
         low = sort_time(since) if since else None
         high = sort_time(until) + "~" if until else None
         items, next_cursor = self.tables.page(

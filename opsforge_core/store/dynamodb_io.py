@@ -69,6 +69,7 @@ BATCH_MAX_DELAY = 2.0
 ITEM_BUDGET = MAX_ITEM_BYTES - 2048
 LIMIT_TEXT = "DynamoDB's 400 KB item limit"
 
+
 class _ExactDeserializer(TypeDeserializer):
     """boto3's deserializer, except that numbers are read with the exact ``Decimal()``.
 

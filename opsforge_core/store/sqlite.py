@@ -8,33 +8,16 @@ from __future__ import annotations
 
 import json
 import logging
-import time
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from opsforge_core.errors import ConflictError, StoreError, StoreUnavailableError, ValidationError
-from opsforge_core.models import (
-    Alert,
-    IncidentReport,
-    IncidentSummary,
-    KnowledgeItem,
-    MetricSeries,
-    Pattern,
-    utcnow,
-)
+from opsforge_core.models import IncidentReport, IncidentSummary, utcnow
 from opsforge_core.store import records
-from opsforge_core.store.base import (
-    ALERT_FEED,
-    METRIC_FEED,
-    AlertUpsert,
-    IncidentFilter,
-    Page,
-    Store,
-    TableInfo,
-)
+from opsforge_core.store.base import IncidentFilter, Page, Store, TableInfo
 from opsforge_core.store.codec import (
     check_key,
+    check_limit,
     decode_cursor,
     dumps,
     encode_cursor,
@@ -42,6 +25,8 @@ from opsforge_core.store.codec import (
     sort_time,
 )
 from opsforge_core.store.sqlite_db import INIT_HINT, Database, schema
+from opsforge_core.store.sqlite_feed import SQLiteFeedMixin
+from opsforge_core.store.sqlite_memory import SQLiteMemoryMixin
 
 logger = logging.getLogger(__name__)
 
@@ -54,11 +39,9 @@ _KEYS = {
 _SUMMARY_COLUMNS = (
     "incident_id, created_at, title, severity, status, services, root_cause, alert_count"
 )
-# Expired feed rows are deleted at most this often, by whichever write comes first.
-_PURGE_INTERVAL_SECONDS = 60.0
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLiteFeedMixin, SQLiteMemoryMixin, Store):
     """Store on one SQLite file; safe across threads and processes (WAL, busy timeout)."""
 
     def __init__(
@@ -173,7 +156,7 @@ class SQLiteStore(Store):
         limit: int = 50,
         cursor: str | None = None,
     ) -> Page[IncidentSummary]:
-        _check_limit(limit)
+        check_limit(limit)
         where, params = _incident_where(filters or IncidentFilter())
         if cursor:
             last = decode_cursor(cursor, {"created_at", "incident_id"})
@@ -250,278 +233,6 @@ class SQLiteStore(Store):
                     found[row[0]] = _summary(row)
         return sorted(found.values(), key=lambda s: (s.created_at, s.incident_id), reverse=True)
 
-    # -- pattern library -----------------------------------------------------------------------
-
-    def put_pattern(self, pattern: Pattern) -> None:
-        table = self.names["patterns"]
-        _check_pattern(table, pattern)
-        with self.db.writing(f"{table} pattern_id={pattern.pattern_id!r}") as conn:
-            self._write_pattern(conn, normalize(pattern.to_dict()))
-
-    def _write_pattern(self, conn: Any, doc: dict[str, Any]) -> None:
-        conn.execute(
-            f"INSERT OR REPLACE INTO {self._t('patterns')} (pattern_id, signature, doc) "
-            "VALUES (?, ?, ?)",
-            (doc["pattern_id"], doc["signature"], dumps(doc)),
-        )
-
-    def _read_pattern(self, conn: Any, pattern_id: str) -> dict[str, Any] | None:
-        row = conn.execute(
-            f"SELECT doc FROM {self._t('patterns')} WHERE pattern_id = ?", (pattern_id,)
-        ).fetchone()
-        return json.loads(row[0]) if row else None
-
-    def get_pattern(self, pattern_id: str) -> Pattern | None:
-        table = self.names["patterns"]
-        check_key(table, "pattern_id", pattern_id)
-        with self.db.reading(f"{table} pattern_id={pattern_id!r}") as conn:
-            doc = self._read_pattern(conn, pattern_id)
-        return Pattern.from_dict(doc) if doc else None
-
-    def find_patterns(self, signature: str) -> list[Pattern]:
-        table = self.names["patterns"]
-        if not signature:
-            return []
-        with self.db.reading(f"{table} signature={signature!r}") as conn:
-            rows = conn.execute(
-                f"SELECT doc FROM {self._t('patterns')} WHERE signature = ? ORDER BY pattern_id",
-                (signature,),
-            ).fetchall()
-        return [Pattern.from_dict(json.loads(row[0])) for row in rows]
-
-    def list_patterns(self, limit: int = 50, cursor: str | None = None) -> Page[Pattern]:
-        _check_limit(limit)
-        after = decode_cursor(cursor, {"pattern_id"})["pattern_id"] if cursor else ""
-        with self.db.reading(f"{self.names['patterns']} list") as conn:
-            rows = conn.execute(
-                f"SELECT pattern_id, doc FROM {self._t('patterns')} WHERE pattern_id > ? "
-                "ORDER BY pattern_id LIMIT ?",
-                (after, limit + 1),
-            ).fetchall()
-        items = [Pattern.from_dict(json.loads(row[1])) for row in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit:
-            next_cursor = encode_cursor({"pattern_id": rows[limit - 1][0]})
-        return Page(items, next_cursor)
-
-    def record_pattern_occurrence(
-        self, pattern: Pattern, incident_id: str, when: datetime
-    ) -> Pattern:
-        table = self.names["patterns"]
-        _check_pattern(table, pattern)
-        with self.db.writing(f"{table} pattern_id={pattern.pattern_id!r}") as conn:
-            doc = self._read_pattern(conn, pattern.pattern_id) or normalize(pattern.to_dict())
-            doc["occurrences"] = int(doc.get("occurrences") or 0) + 1
-            doc["last_seen"] = normalize(when)
-            doc["last_incident_id"] = incident_id
-            self._write_pattern(conn, doc)
-        return Pattern.from_dict(doc)
-
-    def add_pattern_feedback(
-        self, pattern_id: str, confirmed: bool, root_cause: str | None
-    ) -> Pattern:
-        table = self.names["patterns"]
-        check_key(table, "pattern_id", pattern_id)
-        with self.db.writing(f"{table} pattern_id={pattern_id!r}") as conn:
-            doc = self._read_pattern(conn, pattern_id)
-            if doc is None:
-                raise StoreError(f"{table}: pattern {pattern_id!r} not found")
-            field = "confirmed" if confirmed else "rejected"
-            doc[field] = int(doc.get(field) or 0) + 1
-            if not confirmed and root_cause:
-                doc["root_cause"] = root_cause
-            self._write_pattern(conn, doc)
-        return Pattern.from_dict(doc)
-
-    def delete_pattern(self, pattern_id: str) -> bool:
-        table = self.names["patterns"]
-        check_key(table, "pattern_id", pattern_id)
-        with self.db.writing(f"{table} pattern_id={pattern_id!r}") as conn:
-            cursor = conn.execute(
-                f"DELETE FROM {self._t('patterns')} WHERE pattern_id = ?", (pattern_id,)
-            )
-        return cursor.rowcount > 0
-
-    # -- agent knowledge -----------------------------------------------------------------------
-
-    def put_knowledge(self, item: KnowledgeItem) -> None:
-        table = self.names["knowledge"]
-        check_key(table, "agent_name", item.agent_name)
-        check_key(table, "knowledge_key", item.knowledge_key, 1024)
-        doc = normalize(item.to_dict())
-        with self.db.writing(f"{table} {item.agent_name}/{item.knowledge_key}") as conn:
-            conn.execute(
-                f"INSERT OR REPLACE INTO {self._t('knowledge')} (agent_name, knowledge_key, doc) "
-                "VALUES (?, ?, ?)",
-                (item.agent_name, item.knowledge_key, dumps(doc)),
-            )
-
-    def get_knowledge(self, agent_name: str, knowledge_key: str) -> KnowledgeItem | None:
-        table = self.names["knowledge"]
-        check_key(table, "agent_name", agent_name)
-        check_key(table, "knowledge_key", knowledge_key, 1024)
-        with self.db.reading(f"{table} {agent_name}/{knowledge_key}") as conn:
-            row = conn.execute(
-                f"SELECT doc FROM {self._t('knowledge')} "
-                "WHERE agent_name = ? AND knowledge_key = ?",
-                (agent_name, knowledge_key),
-            ).fetchone()
-        return KnowledgeItem.from_dict(json.loads(row[0])) if row else None
-
-    def list_knowledge(
-        self, agent_name: str | None = None, limit: int = 50, cursor: str | None = None
-    ) -> Page[KnowledgeItem]:
-        _check_limit(limit)
-        where, params = [], []
-        if agent_name is not None:
-            where.append("agent_name = ?")
-            params.append(agent_name)
-        if cursor:
-            last = decode_cursor(cursor, {"agent_name", "knowledge_key"})
-            where.append("(agent_name, knowledge_key) > (?, ?)")
-            params += [last["agent_name"], last["knowledge_key"]]
-        sql = f"SELECT agent_name, knowledge_key, doc FROM {self._t('knowledge')}"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY agent_name, knowledge_key LIMIT ?"
-        with self.db.reading(f"{self.names['knowledge']} list") as conn:
-            rows = conn.execute(sql, [*params, limit + 1]).fetchall()
-        items = [KnowledgeItem.from_dict(json.loads(row[2])) for row in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit:
-            agent, key, _ = rows[limit - 1]
-            next_cursor = encode_cursor({"agent_name": agent, "knowledge_key": key})
-        return Page(items, next_cursor)
-
-    def delete_knowledge(self, agent_name: str, knowledge_key: str) -> bool:
-        table = self.names["knowledge"]
-        check_key(table, "agent_name", agent_name)
-        check_key(table, "knowledge_key", knowledge_key, 1024)
-        with self.db.writing(f"{table} {agent_name}/{knowledge_key}") as conn:
-            cursor = conn.execute(
-                f"DELETE FROM {self._t('knowledge')} WHERE agent_name = ? AND knowledge_key = ?",
-                (agent_name, knowledge_key),
-            )
-        return cursor.rowcount > 0
-
-    # -- event feed ------------------------------------------------------------------------------
-
-    def upsert_alerts(self, alerts: list[Alert]) -> list[AlertUpsert]:
-        table = self.names["feed"]
-        for alert in alerts:
-            check_key(table, "fingerprint", alert.fingerprint, 900)
-        expiry = records.expires_at(utcnow(), self.feed_ttl_hours)
-        results = []
-        with self.db.writing(f"{table} {len(alerts)} alerts") as conn:
-            self._purge_expired(conn)
-            for alert in alerts:
-                results.append(self._upsert_alert(conn, alert, expiry))
-        return results
-
-    def _upsert_alert(self, conn: Any, alert: Alert, expiry: int) -> AlertUpsert:
-        ts = records.alert_sort_key(alert)
-        row = conn.execute(
-            f"SELECT digest, doc FROM {self._t('feed')} WHERE feed_id = ? AND ts = ? "
-            "AND expires_at > ?",
-            (ALERT_FEED, ts, int(time.time())),
-        ).fetchone()
-        stored = Alert.from_dict(json.loads(row[1])) if row else None
-        decision = records.decide_upsert(stored, row[0] if row else None, alert)
-        if not decision.write:
-            return AlertUpsert(stored or alert, decision.change)
-        conn.execute(
-            f"INSERT OR REPLACE INTO {self._t('feed')} (feed_id, ts, expires_at, digest, doc) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (ALERT_FEED, ts, expiry, records.alert_digest(alert), _alert_json(alert)),
-        )
-        return AlertUpsert(alert, decision.change)
-
-    def recent_alerts(
-        self,
-        since: datetime | None = None,
-        until: datetime | None = None,
-        limit: int = 1000,
-        cursor: str | None = None,
-    ) -> Page[Alert]:
-        _check_limit(limit)
-        where = ["feed_id = ?", "expires_at > ?"]
-        params: list[Any] = [ALERT_FEED, int(time.time())]
-        if since is not None:
-            where.append("ts >= ?")
-            params.append(sort_time(since))
-        if until is not None:
-            where.append("ts <= ?")
-            params.append(sort_time(until) + "~")
-        if cursor:
-            where.append("ts < ?")
-            params.append(decode_cursor(cursor, {"feed_id", "ts"})["ts"])
-        sql = (
-            f"SELECT ts, doc FROM {self._t('feed')} WHERE {' AND '.join(where)} "
-            "ORDER BY ts DESC LIMIT ?"
-        )
-        with self.db.reading(f"{self.names['feed']} recent alerts") as conn:
-            rows = conn.execute(sql, [*params, limit + 1]).fetchall()
-        alerts = [Alert.from_dict(json.loads(row[1])) for row in rows[:limit]]
-        next_cursor = None
-        if len(rows) > limit:
-            next_cursor = encode_cursor({"feed_id": ALERT_FEED, "ts": rows[limit - 1][0]})
-        return Page(alerts, next_cursor)
-
-    def append_metrics(self, series: list[MetricSeries]) -> int:
-        expiry = records.expires_at(utcnow(), self.feed_ttl_hours)
-        batches = [batch for s in series for batch in records.metric_batches(s)]
-        with self.db.writing(f"{self.names['feed']} {len(batches)} metric batches") as conn:
-            self._purge_expired(conn)
-            conn.executemany(
-                f"INSERT OR REPLACE INTO {self._t('feed')} (feed_id, ts, expires_at, digest, doc) "
-                "VALUES (?, ?, ?, NULL, ?)",
-                [(METRIC_FEED, ts, expiry, dumps(normalize(doc))) for ts, doc in batches],
-            )
-        return len(batches)
-
-    def recent_metrics(
-        self, since: datetime | None = None, until: datetime | None = None
-    ) -> list[MetricSeries]:
-        where = ["feed_id = ?", "expires_at > ?"]
-        params: list[Any] = [METRIC_FEED, int(time.time())]
-        low = records.metric_window_start(since)
-        if low is not None:
-            where.append("ts >= ?")
-            params.append(low)
-        if until is not None:
-            where.append("ts <= ?")
-            params.append(sort_time(until) + "~")
-        sql = f"SELECT doc FROM {self._t('feed')} WHERE {' AND '.join(where)} ORDER BY ts"
-        with self.db.reading(f"{self.names['feed']} recent metrics") as conn:
-            docs = [json.loads(row[0]) for row in conn.execute(sql, params)]
-        return records.merge_metric_batches(docs, since, until)
-
-    def clear_feed(self) -> int:
-        with self.db.writing(f"{self.names['feed']} clear") as conn:
-            cursor = conn.execute(f"DELETE FROM {self._t('feed')}")
-        return cursor.rowcount
-
-    def _purge_expired(self, conn: Any) -> None:
-        now = time.time()
-        if now - self._last_purge < _PURGE_INTERVAL_SECONDS:
-            return
-        self._last_purge = now
-        deleted = conn.execute(
-            f"DELETE FROM {self._t('feed')} WHERE expires_at <= ?", (int(now),)
-        ).rowcount
-        if deleted:
-            logger.debug("deleted %d expired feed items", deleted)
-
-
-def _check_limit(limit: int) -> None:
-    if not isinstance(limit, int) or limit < 1:
-        raise ValidationError(f"limit must be a positive integer, got {limit!r}")
-
-
-def _check_pattern(table: str, pattern: Pattern) -> None:
-    check_key(table, "pattern_id", pattern.pattern_id)
-    check_key(table, "signature", pattern.signature)
-
 
 def _summary(row: tuple) -> IncidentSummary:
     names = [c.strip() for c in _SUMMARY_COLUMNS.split(",")]
@@ -552,7 +263,3 @@ def _incident_where(filters: IncidentFilter) -> tuple[list[str], list[Any]]:
         where.append("instr(search_text, ?) > 0")
         params.append(filters.text.lower())
     return where, params
-
-
-def _alert_json(alert: Alert) -> str:
-    return dumps(normalize(alert.to_dict()))
