@@ -9,14 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import streamlit as st
 
 from opsforge_core.models import Alert, IncidentSummary, MetricSeries, Rejection, utcnow
 from opsforge_core.store.base import IncidentFilter
-from pages._shared import env_key, get_store
+from pages._shared import env_key, get_simulator, get_store, simulator_enabled
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +38,28 @@ class AnalysisInput:
     cut: bool = False
 
 
+def feed_end() -> datetime:
+    """Return the end of the feed window: now, or the live simulator's clock when it is ahead.
+
+    The simulator runs in simulated time (speed 60 is one simulated minute per second), so
+    its newest samples are later than the wall clock.
+    """
+    now = utcnow()
+    simulator = get_simulator() if simulator_enabled() else None
+    if simulator is None:
+        return now
+    return max(now, simulator.clock)
+
+
+def _rounded(moment: datetime) -> datetime:
+    # Windows ending within one refresh interval share one cache entry.
+    return moment - timedelta(seconds=moment.timestamp() % FEED_TTL_SECONDS)
+
+
 @st.cache_data(ttl=FEED_TTL_SECONDS, show_spinner=False, max_entries=8)
-def _feed(key: tuple[tuple[str, str], ...], minutes: int) -> dict[str, Any]:
+def _feed(key: tuple[tuple[str, str], ...], minutes: int, end: datetime) -> dict[str, Any]:
     store = get_store()
-    since = utcnow() - timedelta(minutes=minutes)
+    since = end - timedelta(minutes=minutes)
     alerts: list[Alert] = []
     cursor: str | None = None
     while True:
@@ -54,30 +72,39 @@ def _feed(key: tuple[tuple[str, str], ...], minutes: int) -> dict[str, Any]:
         "alerts": alerts[:MAX_FEED_ALERTS],
         "cut": cursor is not None or len(alerts) > MAX_FEED_ALERTS,
         "series": store.recent_metrics(since=since),
-        "read_at": utcnow(),
+        "end": end,
     }
 
 
-def load_feed(minutes: int) -> dict[str, Any]:
-    """Read the feed's alerts (newest first, at most ``MAX_FEED_ALERTS``) and metrics."""
-    return _feed(env_key(), minutes)
+def load_feed(minutes: int, end: datetime | None = None) -> dict[str, Any]:
+    """Read the feed's alerts (newest first, at most ``MAX_FEED_ALERTS``) and metrics.
+
+    The window is the ``minutes`` before ``end`` (default ``feed_end()``), cut to whole
+    refresh intervals so that reruns within one interval reuse the cached read.
+    """
+    return _feed(env_key(), minutes, _rounded(end or feed_end()))
 
 
 @st.cache_data(ttl=FEED_TTL_SECONDS, show_spinner=False, max_entries=8)
-def _feed_anomalies(key: tuple[tuple[str, str], ...], minutes: int) -> dict[str, dict]:
+def _feed_anomalies(
+    key: tuple[tuple[str, str], ...], minutes: int, end: datetime
+) -> dict[str, dict]:
     from opsforge_core.agents.base import AnalysisContext
     from opsforge_core.agents.detect import scan_all
 
-    series = _feed(key, minutes)["series"]
+    series = _feed(key, minutes, end)["series"]
     if not series:
         return {}
     found = scan_all(AnalysisContext(alerts=[], series=series))
     return {name: asdict(anomaly) for name, anomaly in found.items()}
 
 
-def feed_anomalies(minutes: int) -> dict[str, dict]:
-    """Scan the feed's metrics with the PredictiveOps detector; one dict per series key."""
-    return _feed_anomalies(env_key(), minutes)
+def feed_anomalies(minutes: int, end: datetime) -> dict[str, dict]:
+    """Scan the feed's metrics with the PredictiveOps detector; one dict per series key.
+
+    ``end`` is the ``end`` of the ``load_feed`` result, so both describe the same window.
+    """
+    return _feed_anomalies(env_key(), minutes, end)
 
 
 def scenario_names() -> list[str]:

@@ -35,8 +35,9 @@ def _provider_status(key: tuple[tuple[str, str], ...]) -> tuple[bool, str]:
 
 
 def _line(label: str, ok: bool, detail: str) -> None:
-    mark = "✅" if ok else "⚠️"
-    st.sidebar.text(f"{mark} {label}: {detail}")
+    # Plain text with a word for the state: no links, and no glyph a font may lack.
+    state = "ok" if ok else "PROBLEM"
+    st.sidebar.text(f"[{state}] {label}: {detail}")
 
 
 def render_sidebar() -> None:
@@ -72,4 +73,5 @@ def _simulator_line() -> None:
         return
     status = simulator.status()
     state = "running" if status.get("running") and not status.get("paused") else "paused"
-    _line("simulator", True, f"{state}, speed {status.get('speed', '?')}x")
+    _line("simulator", True, f"{state}, speed {status.get('speed', '?'):g}x")
+    st.sidebar.text(f"simulated clock {status['clock']:%Y-%m-%d %H:%M} UTC")

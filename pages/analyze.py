@@ -56,9 +56,12 @@ def choose_input() -> AnalysisInput | None:
 
 
 def _simulator_pairs() -> list[tuple[str, str]]:
-    simulator = get_simulator()
-    graph = getattr(simulator, "graph", None) if simulator is not None else None
-    return graph.to_pairs() if isinstance(graph, ServiceGraph) else []
+    """Return the live simulator's topology, or none when the feed has other writers only."""
+    if get_simulator() is None:
+        return []
+    from simulator.topology import default_graph
+
+    return default_graph().to_pairs()
 
 
 def describe_input(chosen: AnalysisInput) -> None:

@@ -128,9 +128,11 @@ if summary is not None:
         if report is None:
             st.warning("This incident is no longer in the store.")
         else:
-            actions = st.columns(2)
-            with actions[0], failure_shown("Resolving the incident"):
-                resolve_form(report)
-            with actions[1], failure_shown("Sending feedback"):
-                feedback_form(report)
+            label = "Resolve or give feedback" if report.status == "open" else "Give feedback"
+            with st.expander(label, key="inc-actions", icon=":material/task_alt:"):
+                actions = st.columns(2)
+                with actions[0], failure_shown("Resolving the incident"):
+                    resolve_form(report)
+                with actions[1], failure_shown("Sending feedback"):
+                    feedback_form(report)
             render_report(report, graph_pairs=_topology_pairs())

@@ -12,9 +12,16 @@ import logging
 import streamlit as st
 
 from opsforge_core.models import SEVERITIES, SEVERITY_RANK, Alert, MetricSeries, utcnow
-from opsforge_core.views import alert_rows, paginate, service_figure, shorten, sort_alerts
+from opsforge_core.views import (
+    alert_rows,
+    escape_markdown,
+    paginate,
+    service_figure,
+    shorten,
+    sort_alerts,
+)
 from pages._data import feed_anomalies, load_feed, scenario_names
-from pages._shared import failure_shown, get_simulator, init_state
+from pages._shared import DEFAULT_SPEED, failure_shown, get_simulator, init_state
 
 logger = logging.getLogger(__name__)
 
@@ -35,12 +42,11 @@ def simulator_controls() -> None:
     status = simulator.status()
     running = bool(status.get("running")) and not status.get("paused")
     with st.container(border=True):
-        state, pause, speed, scenario, inject = st.columns(
-            [2, 1, 2, 3, 1], vertical_alignment="bottom"
-        )
+        columns = st.columns([2, 1, 2, 3, 1], vertical_alignment="bottom")
+        state, pause, speed, scenario, inject = columns
         state.markdown(
             f"**Simulator** {'running' if running else 'paused'}  \n"
-            f"simulated time {status.get('sim_time', '-')}"
+            f"clock {status['clock']:%Y-%m-%d %H:%M} UTC · {status.get('ticks', 0):,} ticks"
         )
         if running:
             if pause.button("Pause", key="live-pause", icon=":material/pause:"):
@@ -52,7 +58,7 @@ def simulator_controls() -> None:
             else:
                 simulator.start()
             st.rerun()
-        current = float(status.get("speed") or 60)
+        current = float(status.get("speed") or DEFAULT_SPEED)
         chosen = speed.select_slider(
             "Speed (simulated seconds per second)",
             options=SPEEDS,
@@ -64,10 +70,26 @@ def simulator_controls() -> None:
         name = scenario.selectbox("Fault scenario", scenario_names(), key="live-scenario")
         if inject.button("Inject", key="live-inject", type="primary", disabled=not name):
             simulator.inject(name)
-            st.toast(f"Injected {name}")
-        active = status.get("active") or status.get("scenario")
-        if active:
-            st.caption(f"Active fault: {active}")
+            st.rerun()
+        _fault_line(status)
+
+
+def _fault_line(status: dict) -> None:
+    fault = status.get("fault")
+    if fault:
+        st.caption(
+            escape_markdown(
+                f"Injected fault: {fault['scenario']} since {fault['start']:%H:%M} UTC, "
+                f"until {fault['until']:%H:%M} UTC (simulated)"
+            )
+        )
+        with st.expander("Ground truth of the injected fault", key="live-truth"):
+            st.json({k: str(v) for k, v in fault.items()})
+    if status.get("last_error"):
+        st.warning(
+            f"{status.get('errors', 0)} store writes failed; last: "
+            + escape_markdown(status["last_error"])
+        )
 
 
 @st.fragment(run_every=REFRESH_SECONDS)
@@ -75,7 +97,7 @@ def live_feed(minutes: int) -> None:
     """Draw the feed; reruns on its own every few seconds without rerunning the page."""
     with failure_shown("Reading the event feed"):
         feed = load_feed(minutes)
-        anomalies = feed_anomalies(minutes)
+        anomalies = feed_anomalies(minutes, feed["end"])
         alerts: list[Alert] = feed["alerts"]
         series: list[MetricSeries] = feed["series"]
         _summary(alerts, series, feed, anomalies)
@@ -103,7 +125,10 @@ def _summary(
     cols[2].metric("Firing high or critical", f"{len(severe):,}")
     cols[3].metric("Series", f"{len(series):,}")
     cols[4].metric("Anomalous series", f"{anomalous:,}")
-    st.caption(f"Updated {feed['read_at']:%H:%M:%S} UTC; refreshes every {REFRESH_SECONDS} s.")
+    st.caption(
+        f"Window ends {feed['end']:%Y-%m-%d %H:%M:%S} UTC (the simulator's clock when it runs "
+        f"ahead of now); refreshes every {REFRESH_SECONDS} s."
+    )
 
 
 def _service_picker(alerts: list[Alert], series: list[MetricSeries]) -> list[str]:

@@ -13,17 +13,29 @@ import string
 # CommonMark lets a backslash escape every ASCII punctuation character, so escaping all of them
 # turns links, emphasis, HTML tags, colour directives and LaTeX delimiters into literal text.
 _PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
+# GFM turns bare URLs into links after escapes are resolved, so a word joiner (U+2060, which
+# renders as nothing) breaks the "://" and "www." patterns it looks for.
+_WORD_JOINER = "\u2060"
+_AUTOLINKS = re.compile(r"(\\:)(\\/\\/)|(www)(\\\.)", re.IGNORECASE)
 
 
 def escape_markdown(text: object) -> str:
     """Escape ``text`` so Markdown renders it literally; newlines become spaces.
 
-    ``<`` and ``>`` are escaped like any other punctuation, so no HTML tag survives; line breaks
-    are flattened because a leading ``#`` or ``-`` on a new line would start a block.
+    ``<`` and ``>`` are escaped like any other punctuation, so no HTML tag survives. Line breaks
+    are flattened because a leading ``#`` or ``-`` on a new line would start a block, and bare
+    URLs are kept from becoming links.
     """
     value = "" if text is None else str(text)
     value = " ".join(value.split())
-    return _PUNCTUATION.sub(r"\\\1", value)
+    escaped = _PUNCTUATION.sub(r"\\\1", value)
+    return _AUTOLINKS.sub(_break_autolink, escaped)
+
+
+def _break_autolink(match: re.Match[str]) -> str:
+    if match.group(1):
+        return match.group(1) + _WORD_JOINER + match.group(2)
+    return match.group(3) + _WORD_JOINER + match.group(4)
 
 
 def shorten(text: object, limit: int = 120) -> str:

@@ -155,6 +155,13 @@ def test_escape_markdown_neutralizes_markup():
     assert escape_markdown(None) == ""
 
 
+def test_escape_markdown_breaks_bare_links():
+    escaped = escape_markdown("see https://evil.example/login or www.evil.example")
+    assert "://" not in escaped.replace("\\", "")
+    assert "https\\:\u2060\\/\\/evil" in escaped
+    assert "www\u2060\\.evil" in escaped
+
+
 def test_paginate_clamps_page_number():
     rows = list(range(125))
     last = paginate(rows, 99, 50)
