@@ -152,7 +152,7 @@ class AlertOpsAgent(Agent):
 
         flapping = find_flapping(unique)
         steps.append(_flapping_step(flapping))
-        collapsed = _collapse_flapping(unique, {f["fingerprint"] for f in flapping})
+        collapsed = collapse_flapping(unique, {f["fingerprint"] for f in flapping})
 
         graph, graph_note = self._graph(ctx)
         groups = group_alerts(collapsed, graph, self.group_window, self.max_hops)
@@ -232,7 +232,7 @@ def find_flapping(unique: list[Alert], min_episodes: int = FLAP_EPISODES) -> lis
     return flapping
 
 
-def _collapse_flapping(unique: list[Alert], flapping: set[str]) -> list[Alert]:
+def collapse_flapping(unique: list[Alert], flapping: set[str]) -> list[Alert]:
     """Keep only the first episode of each flapping fingerprint."""
     seen: set[str] = set()
     kept = []

@@ -14,6 +14,7 @@ from typing import Any
 
 from opsforge_core.agents.detect import SeriesAnomaly
 from opsforge_core.models import Alert
+from opsforge_core.topology import ServiceGraph
 
 # Strength an alert lends its service, by severity: a firing critical alert is as strong as
 # a saturated anomaly, an info alert alone does not make a service sick.
@@ -29,7 +30,7 @@ HARMFUL_UP = re.compile(
 HARMFUL_DOWN = re.compile(r"availab|success|hit_?ratio|uptime|health", re.IGNORECASE)
 # Robust z at which the magnitude bonus reaches log(2) times MAGNITUDE_WEIGHT.
 Z_REFERENCE = 6.0
-MAGNITUDE_WEIGHT = 0.1
+MAGNITUDE_WEIGHT = 0.05
 
 
 @dataclass
@@ -41,6 +42,10 @@ class ServiceEvidence:
     alerts: list[Alert] = field(default_factory=list)
     strength: float = 0.0
     onset: float = math.inf
+    # Last time any of its anomalies was still under way; infinity while one persists.
+    end: float = -math.inf
+    # Sampling step of its series in seconds; onsets closer than half a step are simultaneous.
+    step: float = 60.0
     max_z: float = 0.0
 
     @property
@@ -67,16 +72,27 @@ def is_harmful(metric: str, direction: int) -> bool:
 
 
 def collect_evidence(
-    verdicts: dict[str, SeriesAnomaly], alerts: list[Alert], metric: str | None = None
+    verdicts: dict[str, SeriesAnomaly],
+    alerts: list[Alert],
+    metric: str | None = None,
+    spans: dict[str, tuple[float, float]] | None = None,
+    since: float | None = None,
 ) -> dict[str, ServiceEvidence]:
     """Group anomalous series and alerts by service.
 
     With ``metric``, only that metric's anomalies set strength and onset; the others are kept
-    in ``all_anomalies`` for naming the fault kind.
+    in ``all_anomalies`` for naming the fault kind. ``spans`` gives each series key's
+    (end of its anomaly, sampling step). With ``since`` (epoch seconds, the incident's start),
+    anomalies and alerts that were over more than a step before it are left out: a blip
+    that came and went earlier did not cause this incident.
     """
+    spans = spans or {}
     evidence: dict[str, ServiceEvidence] = {}
     for verdict in verdicts.values():
         if verdict.status != "anomalous" or not is_harmful(verdict.metric, verdict.direction):
+            continue
+        end, step = spans.get(verdict.series_key, (math.inf, 60.0))
+        if since is not None and end + step < since:
             continue
         ev = evidence.setdefault(verdict.service, ServiceEvidence(verdict.service))
         ev.all_anomalies.append(verdict.to_dict())
@@ -87,10 +103,52 @@ def collect_evidence(
         ev.max_z = max(ev.max_z, min(abs(verdict.zscore), 1e6))
         if verdict.onset_ts is not None:
             ev.onset = min(ev.onset, verdict.onset_ts)
+        ev.end = max(ev.end, end)
+        ev.step = step
     # Resolved alerts count too: they fired during the window being analysed.
     for alert in alerts:
+        if since is not None and alert.ends_at is not None and alert.ends_at.timestamp() < since:
+            continue
         ev = evidence.setdefault(alert.service, ServiceEvidence(alert.service))
         ev.alerts.append(alert)
         ev.strength = max(ev.strength, ALERT_STRENGTH.get(alert.severity, 0.5))
         ev.onset = min(ev.onset, alert.starts_at.timestamp())
+        ev.end = max(ev.end, alert.ends_at.timestamp() if alert.ends_at else math.inf)
     return evidence
+
+
+def clusters(evidence: dict[str, ServiceEvidence], graph: ServiceGraph | None) -> list[set[str]]:
+    """Split sick services into incidents: connected by a call while both were sick.
+
+    A caller and its dependency belong together when the trouble of one began while the
+    other's was under way (within half a sampling step). A short spike on a dependency long
+    before its callers fell ill stays apart. Largest cluster first.
+    """
+    parent = {service: service for service in evidence}
+
+    def find(service: str) -> str:
+        while parent[service] != service:
+            parent[service] = parent[parent[service]]
+            service = parent[service]
+        return service
+
+    if graph is not None:
+        for caller, ev in evidence.items():
+            for dependency in graph.dependencies(caller):
+                dep = evidence.get(dependency)
+                if dep is not None and _overlaps(ev, dep):
+                    parent[find(caller)] = find(dependency)
+    groups: dict[str, set[str]] = {}
+    for service in evidence:
+        groups.setdefault(find(service), set()).add(service)
+    return sorted(
+        groups.values(),
+        key=lambda members: (-len(members), -sum(evidence[s].strength for s in members)),
+    )
+
+
+def _overlaps(caller: ServiceEvidence, dependency: ServiceEvidence) -> bool:
+    slack = 0.5 * max(caller.step, dependency.step)
+    caller_started_during = dependency.onset - slack <= caller.onset <= dependency.end + slack
+    dependency_started_during = caller.onset - slack <= dependency.onset <= caller.end + slack
+    return caller_started_during or dependency_started_during

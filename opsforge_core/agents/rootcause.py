@@ -19,24 +19,39 @@ from __future__ import annotations
 
 import logging
 import math
+from datetime import timedelta
 from typing import Any
 
+import numpy as np
+
 from opsforge_core.agents import detect
-from opsforge_core.agents.alertops import graph_from_labels
+from opsforge_core.agents.alertops import (
+    collapse_flapping,
+    deduplicate,
+    find_flapping,
+    graph_from_labels,
+    group_alerts,
+    split_noise,
+)
 from opsforge_core.agents.base import Agent, AnalysisContext
-from opsforge_core.agents.evidence import ServiceEvidence, collect_evidence, is_harmful
+from opsforge_core.agents.evidence import (
+    ServiceEvidence,
+    clusters,
+    collect_evidence,
+    is_harmful,
+)
 from opsforge_core.agents.faultkind import infer_fault_kind
-from opsforge_core.models import AgentResult, ReasoningStep, iso
+from opsforge_core.models import SEVERITY_RANK, AgentResult, Alert, ReasoningStep, iso
 from opsforge_core.topology import ServiceGraph
 
 logger = logging.getLogger(__name__)
 
 EXPLAINED = 0.8  # how much a sick dependency that started no later discounts a service
-SUPPORT = 0.15  # bonus per sick caller, up to MAX_SUPPORT callers
+SUPPORT = 0.05  # bonus per sick caller, up to MAX_SUPPORT callers
 MAX_SUPPORT = 4
-ONSET_TOLERANCE_S = 300.0  # onsets this close count as simultaneous
-TIMING_TAU_S = 900.0  # onset delay at which the timing factor falls to 1/e of its range
-TIMING_FLOOR = 0.4
+TIMING_TAU_S = 300.0  # onset delay at which the timing factor falls to 1/e of its range
+TIMING_FLOOR = 0.2
+GROUP_WINDOW = timedelta(minutes=10)  # the AlertOps default
 LOOKBACK_S = 900.0  # with a symptom time, anomalies are judged from this long before it
 CACHE_KEY = "rootcause_anomalies"
 
@@ -74,22 +89,35 @@ class RootCauseAgent(Agent):
         graph, graph_note = self._graph(ctx)
         verdicts = self._anomalies(ctx)
         metric = _symptom_metric(ctx, verdicts)
-        evidence = collect_evidence(verdicts, ctx.alerts, metric)
-        sick = {s: e for s, e in evidence.items() if e.strength >= self.min_strength}
-        steps.append(_evidence_step(verdicts, sick, graph_note, metric))
         findings: dict[str, Any] = {
             "ranking": [],
             "root_cause": None,
             "fault_kind": None,
             "graph": graph_note,
         }
-
         symptom_onset, gate = _symptom_check(ctx, verdicts)
         if gate is not None:
             steps.append(ReasoningStep("Symptom", gate, {"symptom": ctx.symptom}))
             return AgentResult(self.name, steps=steps, findings=findings, confidence=0.6)
 
+        incident, incident_note, since = None, "", None
+        if not ctx.symptom and ctx.alerts:
+            incident, incident_note, since = _incident_scope(ctx.alerts, graph)
+        spans = _spans(ctx, verdicts)
+        evidence = collect_evidence(verdicts, ctx.alerts, metric, spans, since)
+        sick = {s: e for s, e in evidence.items() if e.strength >= self.min_strength}
+        steps.append(_evidence_step(verdicts, sick, graph_note, metric))
+
         scope, scope_note = _scope(ctx, graph, sick)
+        if scope is None and incident is not None:
+            scope, scope_note = incident, incident_note
+        if scope is None and sick:
+            incidents = clusters(sick, graph)
+            scope = incidents[0]
+            scope_note = (
+                f"{len(incidents)} clusters of services sick at once; the largest has "
+                f"{len(scope)}: {', '.join(sorted(scope))}"
+            )
         candidates = {s: e for s, e in sick.items() if scope is None or s in scope}
         steps.append(ReasoningStep("Candidates", scope_note, {"services": sorted(candidates)}))
         ranking = rank(candidates, sick, graph, symptom_onset)
@@ -185,11 +213,11 @@ def _neighbours(
     """Return (sick dependencies that started no later, sick callers) of ``service``."""
     if graph is None:
         return [], []
-    explained_by = [
-        d
-        for d in graph.dependencies(service)
-        if d in sick and sick[d].onset <= ev.onset + ONSET_TOLERANCE_S
-    ]
+    explained_by = []
+    for dependency in graph.dependencies(service):
+        dep = sick.get(dependency)
+        if dep is not None and dep.onset <= ev.onset + 0.5 * max(ev.step, dep.step):
+            explained_by.append(dependency)
     callers = [c for c in graph.dependents(service) if c in sick]
     return explained_by, callers
 
@@ -236,6 +264,63 @@ def _scope(
         f"symptom {service} and the {len(scope) - 1} sick services it reaches through "
         "sick dependencies"
     )
+
+
+def _incident_scope(
+    alerts: list[Alert], graph: ServiceGraph | None
+) -> tuple[set[str] | None, str, float | None]:
+    """Return the services of the main alert group and their direct dependencies, and the
+    group's start (epoch seconds).
+
+    The alerts are grouped as AlertOps groups them, so noise elsewhere is left out. The
+    dependencies are included because a root cause need not alert itself (a slow link, a
+    resource anomaly below every rule's threshold).
+    """
+    unique, _ = deduplicate(alerts)
+    flapping = {f["fingerprint"] for f in find_flapping(unique)}
+    groups = group_alerts(collapse_flapping(unique, flapping), graph, GROUP_WINDOW)
+    groups, _ = split_noise(groups, flapping)
+    if not groups:
+        return None, "", None
+    main = max(
+        groups,
+        key=lambda g: (len(g.services), len(g.alerts), SEVERITY_RANK.get(g.severity, 0)),
+    )
+    scope = set(main.services)
+    if graph is not None:
+        for service in main.services:
+            scope |= graph.dependencies(service)
+    note = (
+        f"the main alert group ({len(main.alerts)} alerts on {', '.join(main.services)}) "
+        "and the services they call"
+    )
+    return scope, note, main.start.timestamp()
+
+
+def _spans(
+    ctx: AnalysisContext, verdicts: dict[str, detect.SeriesAnomaly]
+) -> dict[str, tuple[float, float]]:
+    """Return (end of the anomaly, sampling step) for each anomalous series.
+
+    The anomaly lasts from its peak while the detector's robust z keeps its sign and stays at
+    or above ``detect.RUN_Z``; infinity when it lasts to the last point.
+    """
+    prepared = ctx.cache.get("prepared", {})
+    spans: dict[str, tuple[float, float]] = {}
+    for key, verdict in verdicts.items():
+        series = prepared.get(key)
+        if verdict.status != "anomalous" or series is None or verdict.peak_ts is None:
+            continue
+        z = detect.score_details(series.values.reshape(-1, 1))["z"][:, 0]
+        index = int(np.searchsorted(series.timestamps, verdict.peak_ts))
+        sign = np.sign(z[min(index, z.size - 1)])
+        while index + 1 < z.size and np.sign(z[index + 1]) == sign:
+            if abs(z[index + 1]) < detect.RUN_Z:
+                break
+            index += 1
+        end = math.inf if index + 1 >= z.size else float(series.timestamps[index])
+        spans[key] = (end, float(series.step))
+    return spans
 
 
 def _symptom_metric(ctx: AnalysisContext, verdicts: dict[str, detect.SeriesAnomaly]) -> str | None:
