@@ -373,7 +373,11 @@ def _verdict(
     since: float | None,
     threshold: float,
 ) -> SeriesAnomaly:
-    """Reduce one series' scores in the window starting at ``since`` to a ``SeriesAnomaly``."""
+    """Reduce one series' scores in the window starting at ``since`` to a ``SeriesAnomaly``.
+
+    The peak's time, direction, value and baseline are filled in whenever its score is above
+    0, even below ``threshold``; ``onset_ts`` only when the series is anomalous.
+    """
     ts = prepared.timestamps
     first = 0 if since is None else int(np.searchsorted(ts, since, side="left"))
     window = slice(first, ts.size)
@@ -382,6 +386,7 @@ def _verdict(
     if finite < MIN_HISTORY + 1 or coverage < MIN_COVERAGE:
         reason = f"coverage {coverage:.0%}, {finite} points; need {MIN_COVERAGE:.0%}"
         return _insufficient(prepared, reason, coverage)
+
     score, z = details["score"][window], details["z"][window]
     peak = int(np.argmax(score))
     found = SeriesAnomaly(
@@ -391,18 +396,22 @@ def _verdict(
         status="ok",
         score=round(float(score[peak]), 4),
         coverage=round(coverage, 4),
+        reason=f"max score {score[peak]:.2f} below {threshold:.2f}",
     )
-    if score[peak] < threshold:
-        found.reason = f"max score {score[peak]:.2f} below {threshold:.2f}"
+    if score[peak] <= 0.0:
         return found
+
     absolute = first + peak
     found.direction = 1 if details["direction"][absolute] >= 0 else -1
-    found.status = "anomalous"
-    found.onset_ts = float(ts[first + _onset(z, peak, found.direction)])
     found.peak_ts = float(ts[absolute])
     found.zscore = round(float(z[peak]), 3)
     found.baseline = float(details["baseline"][absolute])
     found.value = float(np.nan_to_num(prepared.values[absolute]))
+    if score[peak] < threshold:
+        return found
+
+    found.status = "anomalous"
+    found.onset_ts = float(ts[first + _onset(z, peak, found.direction)])
     ratio = 1.0 / max(1.0 - float(details["raw"][absolute]), 1e-6)
     word = "above" if found.direction > 0 else "below"
     found.reason = (

@@ -166,3 +166,53 @@ def test_scan_all_caches_per_context():
     assert verdicts["checkout/cpu"].status == "ok"
     assert verdicts["payments/latency"].status == "anomalous"
     assert verdicts["payments/latency"].onset_ts == T0 + 150 * 60
+
+
+def test_short_gap_interpolated():
+    values = np.arange(20, dtype=float)
+    times = T0 + 60.0 * np.arange(20)
+    keep = np.ones(20, bool)
+    keep[[7, 8]] = False
+    prepared = prepare(_series(values[keep], timestamps=times[keep]))
+    assert len(prepared) == 20
+    assert prepared.values[7] == pytest.approx(7.0)
+    assert prepared.values[8] == pytest.approx(8.0)
+    assert not prepared.observed[7]
+    assert prepared.coverage == pytest.approx(18 / 20)
+
+
+def test_seasonal_scores_use_only_past_points():
+    rng = np.random.default_rng(12)
+    period = 48
+    cycle = np.where(np.arange(period * 6) % period < period // 2, 20.0, 80.0)
+    base = cycle + rng.normal(0.0, 1.0, cycle.size)
+    changed = base.copy()
+    changed[200:] = 50.0
+    first = score_online(base, period=period)
+    second = score_online(changed, period=period)
+    assert np.array_equal(first[:200], second[:200])
+    # The first rise is new to the detector; after one full cycle the wave is normal.
+    assert first[period:].max() < 0.5
+    assert second[200:].max() >= 0.5
+
+
+def test_seasonal_missing_phase_detected():
+    # A daily square wave that stays low on the fourth day: only the seasonal term sees it.
+    period = 48
+    cycle = np.where(np.arange(period * 5) % period < period // 2, 20.0, 80.0)
+    values = cycle + np.random.default_rng(13).normal(0.0, 1.0, cycle.size)
+    values[3 * period + period // 2 : 4 * period] = 20.0
+    scores = score_online(values, period=period)
+    plain = score_online(values)
+    assert scores[3 * period + period // 2 :].max() >= 0.5
+    assert plain[3 * period + period // 2 :].max() < 0.5
+
+
+def test_below_threshold_reports_peak():
+    values = np.concatenate([np.random.default_rng(14).normal(10.0, 1.0, 100), [15.0]])
+    anomaly = scan_series(_series(values), threshold=0.99)
+    assert anomaly.status == "ok"
+    assert 0.0 < anomaly.score < 0.99
+    assert anomaly.peak_ts == T0 + 100 * 60
+    assert anomaly.direction == 1
+    assert anomaly.onset_ts is None
