@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from opsforge_core.models import Alert, MetricSeries, iso, json_safe
+from opsforge_core.models import Alert, MetricSeries, iso, json_safe, utc
 from opsforge_core.topology import ServiceGraph
 from simulator.background import Background, plan_background
 from simulator.effects import FaultPlan
@@ -216,7 +216,7 @@ def generate(
             "at least 30 are needed"
         )
     rng = scenario_rng(scenario, seed)
-    begin = start or default_start(seed, step_seconds)
+    begin = utc(start) if start else default_start(seed, step_seconds)
     timestamps = begin.timestamp() + step_seconds * np.arange(n_points, dtype=np.float64)
     duration_s = float(n_points * step_seconds)
     fault_offset = float(np.round(rng.uniform(0.3, 0.45) * duration_s))

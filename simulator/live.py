@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from opsforge_core.models import Alert, MetricSeries, iso, utcnow
+from opsforge_core.models import Alert, MetricSeries, iso, utc, utcnow
 from opsforge_core.store.base import Store
 from simulator.background import NOISY_METRICS, threshold_lift
 from simulator.effects import Effect, FaultPlan, Shape, apply_effects
@@ -30,8 +30,10 @@ from simulator.topology import METRICS, SERVICES, default_graph
 
 logger = logging.getLogger(__name__)
 
-# About one unrelated spike per simulated hour of 60-second ticks.
+# About one unrelated spike per simulated hour and one flapping series per four hours, with
+# 60-second ticks.
 SPIKE_PROBABILITY = 1.0 / 60.0
+FLAP_PROBABILITY = 1.0 / 240.0
 MAX_LOGGED_ERRORS = 5
 
 
@@ -69,12 +71,12 @@ class LiveSimulator:
         self._thread: threading.Thread | None = None
         self._stopping = False
         self._paused = False
-        begin = (start or utcnow()).timestamp()
+        begin = utc(start or utcnow()).timestamp()
         self._clock = begin - begin % self._step
         self._origin = self._clock
         self._next_due = 0.0
         self._fault: ActiveFault | None = None
-        self._spikes: list[Effect] = []
+        self._noise: list[Effect] = []  # background effects, timed from self._origin
         self._states = {
             (name, metric): SeriesState(counter=spec.baseline(metric) * 86400.0)
             for name, spec in SERVICES.items()
@@ -241,7 +243,7 @@ class LiveSimulator:
         if fault is not None and now >= fault.until:
             logger.info("fault %s on %s ended", fault.plan.scenario, fault.plan.root_cause)
             self._fault = fault = None
-        self._maybe_spike(now, fault)
+        self._maybe_add_noise(now, fault)
         series: list[MetricSeries] = []
         alerts: list[Alert] = []
         if fault is not None and fault.start == now and fault.plan.version_change:
@@ -267,8 +269,8 @@ class LiveSimulator:
         # The same AR(1) noise as the batch generator, one step at a time.
         innovation = self._rng.normal(0.0, np.sqrt(1.0 - NOISE_PHI**2))
         state.noise = NOISE_PHI * state.noise + innovation
-        spikes = [e for e in self._spikes if (e.service, e.metric) == (service, metric)]
-        level = apply_effects(baseline(spec, metric, stamp), stamp - self._origin, spikes)
+        background = [e for e in self._noise if (e.service, e.metric) == (service, metric)]
+        level = apply_effects(baseline(spec, metric, stamp), stamp - self._origin, background)
         if fault is not None:
             effects = fault.effects.get((service, metric), [])
             level = apply_effects(level, stamp - fault.start, effects)
@@ -294,29 +296,39 @@ class LiveSimulator:
             return change[2]
         return SERVICES[service].version
 
-    def _maybe_spike(self, now: float, fault: ActiveFault | None) -> None:
-        """Sometimes push one series of a healthy service past its threshold for a while."""
-        self._spikes = [e for e in self._spikes if self._origin + e.onset_s + 3600 > now]
-        if self._rng.random() >= SPIKE_PROBABILITY:
+    def _maybe_add_noise(self, now: float, fault: ActiveFault | None) -> None:
+        """Sometimes push one series of a healthy service past its threshold: once for a few
+        samples (a spike) or again and again for up to an hour (a flapping alert)."""
+        elapsed = now - self._origin
+        self._noise = [e for e in self._noise if (e.until_s or e.onset_s + 3600) > elapsed]
+        roll = self._rng.random()
+        if roll >= SPIKE_PROBABILITY + FLAP_PROBABILITY:
             return
         affected = fault.plan.affected_services() if fault else set()
+        busy = {(e.service, e.metric) for e in self._noise}
         pool = [
             (name, metric)
             for name, spec in sorted(SERVICES.items())
             if name not in affected
             for metric in spec.metrics
-            if metric in NOISY_METRICS
+            if metric in NOISY_METRICS and (name, metric) not in busy
         ]
         if not pool:
             return
         service, metric = pool[int(self._rng.integers(len(pool)))]
         for_samples = RULES_BY_METRIC[metric][0].for_samples
-        width = (for_samples + int(self._rng.integers(1, 4))) * self._step
         amount = threshold_lift(SERVICES[service], metric, now)
-        onset = now - self._origin
-        self._spikes.append(Effect(service, metric, "add", amount, onset, Shape("pulse",
-                                   width_s=width)))  # fmt: skip
-        logger.debug("noise spike on %s/%s for %.0fs", service, metric, width)
+        if roll < SPIKE_PROBABILITY:
+            width = (for_samples + int(self._rng.integers(1, 4))) * self._step
+            effect = Effect(service, metric, "add", amount, elapsed, Shape("pulse", width_s=width))
+        else:
+            above = (for_samples + int(self._rng.integers(1, 3))) * self._step
+            below = int(self._rng.integers(2, 5)) * self._step
+            shape = Shape("square", period_s=above + below, width_s=above)
+            length = self._rng.uniform(30.0, 60.0) * 60.0
+            effect = Effect(service, metric, "add", amount, elapsed, shape, elapsed + length)
+        self._noise.append(effect)
+        logger.debug("noise %s on %s/%s", effect.shape.kind, service, metric)
 
     @staticmethod
     def _point(service: str, metric: str, now: float, value: float) -> MetricSeries:

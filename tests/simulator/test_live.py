@@ -108,6 +108,23 @@ def test_live_crash_loop_resets_counter() -> None:
     assert np.any(np.diff(counter) < 0)
 
 
+def test_live_background_has_spikes_and_flapping() -> None:
+    store = MemoryStore()
+    simulator = LiveSimulator(store, seed=0)
+    for _ in range(480):
+        simulator.step()
+    episodes: dict[str, set] = {}
+    for alert in store.alerts:
+        episodes.setdefault(alert.fingerprint, set()).add(alert.starts_at)
+    assert store.alerts
+    assert any(len(starts) > 1 for starts in episodes.values())
+    firing = [a for a in store.alerts if a.status == "firing"]
+    resolved = [a for a in store.alerts if a.status == "resolved"]
+    assert {(a.fingerprint, a.starts_at) for a in resolved} <= {
+        (a.fingerprint, a.starts_at) for a in firing
+    }
+
+
 def test_live_thread_start_pause_inject_stop() -> None:
     store = MemoryStore()
     simulator = LiveSimulator(store, speed=6000.0, seed=5)
