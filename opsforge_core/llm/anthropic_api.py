@@ -18,6 +18,7 @@ logger = logging.getLogger(__name__)
 
 # HTTP statuses worth another attempt: timeout, throttling, server faults and overload (529).
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504, 529}
+DEADLINE_SLACK = 1.0
 
 
 class AnthropicProvider(LLMProvider):
@@ -67,7 +68,9 @@ class AnthropicProvider(LLMProvider):
             "messages": messages,
         }
         if timeout is not None:
-            params["timeout"] = min(timeout, self._settings.llm_read_timeout)
+            # The run deadline is enforced by the retry layer; this per-request timeout only
+            # makes an abandoned call end soon after it, so it gets a little slack.
+            params["timeout"] = min(timeout + DEADLINE_SLACK, self._settings.llm_read_timeout)
         try:
             if on_text is None:
                 message = self.client.messages.create(**params)

@@ -200,6 +200,8 @@ class BedrockProvider(LLMProvider):
     def _client_error(self, exc: ClientError) -> LLMError:
         error = exc.response.get("Error") or {}
         code = str(error.get("Code") or "Unknown")
+        # Stream exception events name the code in lower camel case (throttlingException).
+        code = code[:1].upper() + code[1:]
         message = error.get("Message") or str(exc)
         meta = exc.response.get("ResponseMetadata") or {}
         status = int(meta.get("HTTPStatusCode") or 0)

@@ -22,6 +22,9 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
+# Seconds between two calls of the pump while a provider call is in flight.
+PUMP_INTERVAL = 0.05
+
 
 class DeadlineExceeded(LLMError):
     """The run's deadline passed before the provider returned an answer."""
@@ -72,10 +75,12 @@ def call_with_retry(
     deadline: Deadline,
     log: AttemptLog,
     label: str,
+    pump: Callable[[], None] | None = None,
 ) -> T:
     """Run ``call(timeout)`` until it succeeds, a non-retryable error, or the budget ends.
 
-    ``timeout`` is the time left before the deadline. Raises the last ``LLMError``.
+    ``timeout`` is the time left before the deadline; ``pump`` runs in the caller's thread
+    while a call is in flight (see ``run_before_deadline``). Raises the last ``LLMError``.
     """
     attempt = 0
     while True:
@@ -85,7 +90,7 @@ def call_with_retry(
             raise DeadlineExceeded(f"{label}: deadline passed after {log.attempts} attempt(s)")
         log.attempts += 1
         try:
-            return run_before_deadline(call, remaining, label)
+            return run_before_deadline(call, remaining, label, pump)
         except LLMError as exc:
             log.errors.append(str(exc))
             delay = _retry_delay(exc, attempt, policy, deadline, label)
@@ -118,12 +123,19 @@ def _retry_delay(
     return delay
 
 
-def run_before_deadline(call: Callable[[float], T], timeout: float, label: str) -> T:
+def run_before_deadline(
+    call: Callable[[float], T],
+    timeout: float,
+    label: str,
+    pump: Callable[[], None] | None = None,
+) -> T:
     """Run ``call(timeout)`` in a worker thread and stop waiting for it after ``timeout``.
 
     The SDK's own read timeout bounds one socket read, not a whole streamed answer, so the run
-    deadline is enforced here. NOTE: a call abandoned at the deadline keeps its worker thread
-    until the SDK's read timeout ends it; its result is discarded.
+    deadline is enforced here. ``pump`` is called every ``PUMP_INTERVAL`` seconds in the
+    caller's thread, so streamed text reaches callbacks (a Streamlit placeholder) there and
+    not in the worker. NOTE: a call abandoned at the deadline keeps its worker thread until
+    the SDK's read timeout ends it; its result is discarded.
     """
     outcome: dict[str, object] = {}
 
@@ -135,9 +147,17 @@ def run_before_deadline(call: Callable[[float], T], timeout: float, label: str) 
 
     worker = threading.Thread(target=target, name=f"llm-call-{label}", daemon=True)
     worker.start()
-    worker.join(timeout)
+    ends = time.monotonic() + timeout
+    while worker.is_alive() and time.monotonic() < ends:
+        worker.join(min(PUMP_INTERVAL, max(0.0, ends - time.monotonic())))
+        if pump is not None:
+            pump()
+    if pump is not None:
+        pump()
     if worker.is_alive():
-        raise DeadlineExceeded(f"{label}: no answer within the {timeout:.1f} s left to the run")
+        raise DeadlineExceeded(
+            f"{label}: no answer within the {timeout:.1f} s left before the run deadline"
+        )
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
     return outcome["value"]  # type: ignore[return-value]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import queue
 import threading
 import time
 from typing import Any
@@ -114,10 +115,12 @@ class _Run:
         self.output_tokens = 0
         self.started = time.perf_counter()
         self._closed = threading.Event()
+        self._pending: queue.Queue[str] = queue.Queue()
+        self._on_text: TextCallback | None = None
 
     def execute(self, on_text: TextCallback | None) -> Synthesis:
         prompt = build_prompt(self.request, self.settings.llm_prompt_token_budget, self.baseline)
-        stream = self._guarded(on_text) if on_text is not None else None
+        stream = self._relay(on_text) if on_text is not None else None
         try:
             result = self._answer(prompt, stream)
         except LLMError as exc:
@@ -171,7 +174,9 @@ class _Run:
             finally:
                 self.limiter.settle(reserved, used)
 
-        completion = call_with_retry(attempt, self.policy, self.deadline, self.log, self._label())
+        completion = call_with_retry(
+            attempt, self.policy, self.deadline, self.log, self._label(), self._pump
+        )
         self.input_tokens += completion.input_tokens
         self.output_tokens += completion.output_tokens
         return completion
@@ -192,14 +197,28 @@ class _Run:
         )
         return synthesis
 
-    def _guarded(self, on_text: TextCallback) -> TextCallback:
-        """Wrap ``on_text`` so text from a call abandoned at the deadline is dropped."""
+    def _relay(self, on_text: TextCallback) -> TextCallback:
+        """Return a callback that queues text for ``on_text`` in the caller's thread.
 
-        def forward(text: str) -> None:
+        The provider streams from a worker thread; ``_pump`` hands the queued text to
+        ``on_text`` from the thread that called ``synthesize``. Text that arrives after the
+        run ended (a call abandoned at the deadline) is dropped.
+        """
+        self._on_text = on_text
+
+        def enqueue(text: str) -> None:
             if not self._closed.is_set():
-                on_text(text)
+                self._pending.put(text)
 
-        return forward
+        return enqueue
+
+    def _pump(self) -> None:
+        while self._on_text is not None:
+            try:
+                text = self._pending.get_nowait()
+            except queue.Empty:
+                return
+            self._on_text(text)
 
     def _label(self) -> str:
         region = getattr(self.llm, "region", "")

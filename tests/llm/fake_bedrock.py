@@ -76,6 +76,16 @@ def chunk_event(event: dict[str, Any]) -> bytes:
     return encode_event(headers, payload.encode())
 
 
+def exception_event(kind: str, text: str) -> bytes:
+    """Return an event-stream exception message, as Bedrock sends mid-stream."""
+    headers = {
+        ":exception-type": kind,
+        ":content-type": "application/json",
+        ":message-type": "exception",
+    }
+    return encode_event(headers, json.dumps({"message": text}).encode())
+
+
 def message(text: str, stop_reason: str = "end_turn", tokens: tuple[int, int] = (1200, 300)):
     """Return the JSON reply of ``invoke_model`` for an Anthropic model."""
     body = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 
 from .conftest import GOOD_ANSWER, MODEL_ID
 from .helpers import make_alert, make_request
@@ -30,9 +31,17 @@ def test_streaming_sends_text_to_callback(harness):
     pieces = [text[:40], text[40:90], text[90:]]
     harness.server.add(harness.stream(pieces))
     received: list[str] = []
-    result = harness.synthesize(on_text=received.append)
+    threads: set[int] = set()
+
+    def on_text(text: str) -> None:
+        received.append(text)
+        threads.add(threading.get_ident())
+
+    result = harness.synthesize(on_text=on_text)
     assert harness.attempts == 1
     assert received == pieces
+    # Text reaches the callback in the caller's thread, as Streamlit placeholders require.
+    assert threads == {threading.get_ident()}
     assert result.fallback is False
     assert result.root_cause == "db"
     assert result.output_tokens == 300 if harness.provider == "bedrock" else 250

@@ -41,7 +41,7 @@ def test_deadline_ends_slow_call(harness):
     assert harness.attempts == 1
     assert result.fallback is True
     # The run's deadline, not the 10 s read timeout, ended the call.
-    assert "no answer within" in result.fallback_reason
+    assert "before the run deadline" in result.fallback_reason
 
 
 def test_anthropic_overload_529_retried(anthropic_rig):
@@ -98,6 +98,21 @@ def test_bedrock_stream_uses_stream_endpoint(bedrock):
     assert "stream" not in bedrock.server.requests[0].json()
     assert result.input_tokens == 1200
     assert "".join(received) == json.dumps(GOOD_ANSWER)
+
+
+def test_bedrock_stream_exception_retried(bedrock):
+    broken = bedrock.stream(['{"summary": "partial'])
+    # Cut the stream after the first delta and end it with a throttling exception event.
+    broken.chunks = broken.chunks[:3] + [
+        fake_bedrock.exception_event("throttlingException", "Too many tokens")
+    ]
+    bedrock.server.add(broken, bedrock.stream([json.dumps(GOOD_ANSWER)]))
+    received: list[str] = []
+    result = bedrock.synthesize(on_text=received.append)
+    assert bedrock.attempts == 2
+    assert result.fallback is False
+    assert result.root_cause == "db"
+    assert received[-1] == json.dumps(GOOD_ANSWER)
 
 
 def test_bedrock_default_client_from_env(bedrock, monkeypatch):
