@@ -162,3 +162,28 @@ def test_pagerduty_event_direct(lambda_env: ModuleType, events_dir: Path) -> Non
     alert = _store().recent_alerts().items[0]
     assert alert.severity == "critical"
     assert alert.summary == "orders-db CPU at 97% for 3 minutes"
+
+
+def test_direct_typed_events(lambda_env: ModuleType, events_dir: Path) -> None:
+    alerts = load_event(events_dir, "eventbridge_opsforge_alerts.json")["detail"]["alerts"]
+    metrics = load_event(events_dir, "eventbridge_opsforge_metrics.json")["detail"]["metrics"]
+
+    stored_alerts = body_of(lambda_env.lambda_handler({"type": "alerts", "alerts": alerts}, None))
+    stored_metrics = body_of(
+        lambda_env.lambda_handler({"type": "metrics", "metrics": metrics}, None)
+    )
+    analysis = body_of(
+        lambda_env.lambda_handler(
+            {"type": "incident", "alerts": alerts, "metrics": metrics, "agents": ["alertops"]},
+            context(),
+        )
+    )
+
+    assert stored_alerts["kind"] == "alerts"
+    assert len(stored_alerts["new"]) == 2
+    assert stored_metrics["kind"] == "metrics"
+    assert stored_metrics["series_stored"] >= 2
+    assert analysis["kind"] == "incident"
+    selected = [c["name"] for c in analysis["incident"]["agents"] if c["selected"]]
+    assert selected == ["alertops"]
+    assert sorted(analysis["deduplicated"]) == sorted(stored_alerts["new"])
