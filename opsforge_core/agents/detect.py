@@ -1,12 +1,13 @@
 """Per-series preparation and online anomaly scoring.
 
-``prepare`` turns a raw ``MetricSeries`` into a regular grid: duplicates merged, samples binned,
-short gaps filled, long gaps left as NaN, counters turned into per-second rates.
+``prepare`` (defined in ``series_grid`` and exported here) turns a raw ``MetricSeries`` into a
+regular grid: duplicates merged, samples binned, short gaps filled, long gaps left as NaN,
+counters turned into per-second rates.
 ``score_online`` gives each point a score in [0, 1] computed only from the points before it, so
 the same scores come out whether a series is scored live or after the fact. ``scan_series`` and
 ``scan_all`` reduce the scores to one ``SeriesAnomaly`` per series.
 
-Scoring asks whether a point deviates more than anything seen before it. Per point t:
+Scoring measures how far a point deviates beyond anything seen before it. Per point t:
 
 1. Deviations: the value minus the median of the previous ``WINDOW`` points; the median of the
    last ``SHIFT_POINTS`` points minus the median of the ``WINDOW`` before them (a level shift);
@@ -28,17 +29,29 @@ search on those same files, so that figure is optimistic for unseen data.
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import bottleneck as bn
 import numpy as np
-import pandas as pd
 
 from opsforge_core.agents.base import AnalysisContext
+from opsforge_core.agents.series_grid import PreparedSeries, prepare
 from opsforge_core.models import MetricSeries
+
+__all__ = [
+    "DEFAULT_THRESHOLD",
+    "PreparedSeries",
+    "SeriesAnomaly",
+    "daily_period",
+    "prepare",
+    "scan_all",
+    "scan_prepared",
+    "scan_series",
+    "score_details",
+    "score_online",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -54,35 +67,9 @@ REFIRE = 2.0  # a score this many times the recent alarm still counts during a h
 DEFAULT_THRESHOLD = 0.5  # scan threshold: a deviation at least twice the previous maximum
 DAY = 86400.0
 MIN_COVERAGE = 0.6  # share of expected bins that must hold data to judge a series
-MAX_FILL_STEPS = 3  # gaps of at most this many bins are interpolated
 MIN_Z = 3.0  # a deviation must also exceed this many robust sd of the baseline window to score
 RUN_Z = 3.0  # |robust z| that keeps a point inside the anomalous run when finding its onset
 CACHE_KEY = "anomalies"
-
-
-@dataclass(slots=True)
-class PreparedSeries:
-    """A series on a regular grid: ``values[i]`` is the aggregate of bin ``timestamps[i]``.
-
-    ``observed`` marks bins that held at least one finite sample; ``values`` is NaN where a gap
-    was too long to fill. ``coverage`` is the share of bins between the first and last sample
-    (or the requested range) that held data.
-    """
-
-    key: str
-    service: str
-    metric: str
-    kind: str
-    step: float
-    timestamps: np.ndarray
-    values: np.ndarray
-    observed: np.ndarray
-    coverage: float
-    duplicates_merged: int = 0
-    counter_resets: int = 0
-
-    def __len__(self) -> int:
-        return int(self.values.size)
 
 
 @dataclass(slots=True)
@@ -106,122 +93,6 @@ class SeriesAnomaly:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def _merge_duplicates(ts: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Sort by time and replace samples sharing a timestamp by their mean (NaN ignored)."""
-    keep = np.isfinite(ts)
-    ts, vals = ts[keep], vals[keep]
-    order = np.argsort(ts, kind="stable")
-    ts, vals = ts[order], vals[order]
-    unique, inverse = np.unique(ts, return_inverse=True)
-    if unique.size == ts.size:
-        return ts, vals, 0
-    finite = np.isfinite(vals)
-    sums = np.bincount(inverse, weights=np.where(finite, vals, 0.0), minlength=unique.size)
-    counts = np.bincount(inverse, weights=finite.astype(float), minlength=unique.size)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        merged = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    return unique, merged, int(ts.size - unique.size)
-
-
-def _counter_rates(ts: np.ndarray, vals: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """Turn a cumulative counter into per-second rates between consecutive finite samples.
-
-    A decrease means the process restarted and the counter began again from zero, so the
-    increase over that interval is the new value itself, not a negative jump.
-    """
-    finite = np.isfinite(vals)
-    ts, vals = ts[finite], vals[finite]
-    if ts.size < 2:
-        return ts[:0], vals[:0], 0
-    delta = np.diff(vals)
-    resets = delta < 0
-    delta = np.where(resets, vals[1:], delta)
-    rates = delta / np.diff(ts)
-    return ts[1:], rates, int(resets.sum())
-
-
-def _infer_step(ts: np.ndarray) -> float:
-    if ts.size < 2:
-        return 60.0
-    spacing = np.diff(ts)
-    spacing = spacing[spacing > 0]
-    if not spacing.size:
-        return 60.0
-    # The median spacing is thrown off by jitter; averaging every interval, each counted as
-    # the whole number of median steps it spans, is not, and it stays right across gaps.
-    median = float(np.median(spacing))
-    steps = np.maximum(np.round(spacing / median), 1.0)
-    step = float(spacing.sum() / steps.sum())
-    return float(round(step)) if step >= 1.0 else step
-
-
-def _fill_short_gaps(values: np.ndarray, max_steps: int) -> np.ndarray:
-    """Interpolate runs of at most ``max_steps`` NaN bins that have data on both sides."""
-    filled = (
-        pd.Series(values)
-        .interpolate(method="linear", limit=max_steps, limit_area="inside")
-        .to_numpy(copy=True)
-    )
-    # pandas fills the first ``max_steps`` bins of a long gap too; put those back to NaN.
-    missing = np.isnan(values)
-    if missing.any():
-        edges = np.diff(np.concatenate(([0], missing.astype(np.int8), [0])))
-        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-        for start, end in zip(starts, ends, strict=True):
-            if end - start > max_steps:
-                filled[start:end] = np.nan
-    return filled
-
-
-def prepare(
-    series: MetricSeries,
-    step: float | None = None,
-    start: float | None = None,
-    end: float | None = None,
-) -> PreparedSeries:
-    """Bin ``series`` to a regular grid of ``step`` seconds (the median spacing when None).
-
-    Each bin holds the mean of its samples. ``start`` and ``end`` (epoch seconds) widen the grid
-    so that missing data at either edge lowers the coverage.
-    """
-    ts, vals, duplicates = _merge_duplicates(series.timestamps, series.values)
-    resets = 0
-    if series.kind == "counter":
-        ts, vals, resets = _counter_rates(ts, vals)
-    step = float(step) if step and step > 0 else _infer_step(ts)
-    finite = np.isfinite(vals)
-    if not finite.any():
-        empty = np.zeros(0)
-        return PreparedSeries(
-            series.key, series.service, series.metric, series.kind, step,
-            empty, empty, empty.astype(bool), 0.0, duplicates, resets,
-        )  # fmt: skip
-    origin = float(ts[finite][0]) if start is None else float(start)
-    last = float(ts[finite][-1]) if end is None else float(end)
-    n_bins = max(1, int(math.floor((last - origin) / step + 0.5)) + 1)
-    index = np.floor((ts[finite] - origin) / step + 0.5).astype(np.int64)
-    inside = (index >= 0) & (index < n_bins)
-    index, kept = index[inside], vals[finite][inside]
-    sums = np.bincount(index, weights=kept, minlength=n_bins)
-    counts = np.bincount(index, minlength=n_bins)
-    observed = counts > 0
-    binned = np.where(observed, sums / np.maximum(counts, 1), np.nan)
-    values = _fill_short_gaps(binned, MAX_FILL_STEPS)
-    return PreparedSeries(
-        key=series.key,
-        service=series.service,
-        metric=series.metric,
-        kind=series.kind,
-        step=step,
-        timestamps=origin + step * np.arange(n_bins),
-        values=values,
-        observed=observed,
-        coverage=float(observed.mean()),
-        duplicates_merged=duplicates,
-        counter_resets=resets,
-    )
 
 
 def _shift(array: np.ndarray, lag: int) -> np.ndarray:
@@ -322,7 +193,7 @@ def score_details(matrix: np.ndarray, period: int | None = None) -> dict[str, np
     raw = 1.0 - 1.0 / np.maximum(best, 1.0)
     scale = 1.2533 * _moving(bn.move_mean, _shift(np.abs(plain), 1), WINDOW, MIN_HISTORY)
     scale = np.fmax(np.nan_to_num(scale, nan=0.0), floor)
-    # A deviation from a perfectly flat baseline has an infinite z; 1000 says enough.
+    # A deviation from a perfectly flat baseline has an infinite z, so it is capped at 1000.
     z = np.clip(np.nan_to_num(plain / scale, nan=0.0, posinf=1e3, neginf=-1e3), -1e3, 1e3)
     return {
         "score": np.clip(_hold_off(raw), 0.0, 1.0),
