@@ -187,3 +187,28 @@ def test_direct_typed_events(lambda_env: ModuleType, events_dir: Path) -> None:
     selected = [c["name"] for c in analysis["incident"]["agents"] if c["selected"]]
     assert selected == ["alertops"]
     assert sorted(analysis["deduplicated"]) == sorted(stored_alerts["new"])
+
+
+def test_cloudwatch_ok_closes_incident(lambda_env: ModuleType, events_dir: Path) -> None:
+    alarm = load_event(events_dir, "cloudwatch_alarm_state_change.json")
+    recovery = copy.deepcopy(alarm)
+    recovery["id"] = "9b6e4d1c-0000-4000-8000-000000000001"
+    recovery["time"] = "2026-11-20T08:40:00Z"
+    recovery["detail"]["previousState"] = alarm["detail"]["state"]
+    recovery["detail"]["state"] = {
+        "value": "OK",
+        "reason": "Threshold Crossed: 3 datapoints were not greater than the threshold (90.0).",
+        "timestamp": "2026-11-20T08:40:00.000+0000",
+    }
+
+    opened = body_of(lambda_env.lambda_handler(alarm, context()))
+    closed = body_of(lambda_env.lambda_handler(recovery, context()))
+
+    assert len(opened["incidents_opened"]) == 1
+    assert closed["resolved"] == opened["new"]
+    assert closed["incidents_closed"] == opened["incidents_opened"]
+    store = _store()
+    alert = store.recent_alerts().items[0]
+    assert alert.status == "resolved"
+    assert alert.duration_seconds == 1457.485
+    assert store.get_incident(opened["incidents_opened"][0]).status == "resolved"
