@@ -96,36 +96,45 @@ def _apply_fallbacks(
     checked: CheckedAnswer, data: dict[str, Any], baseline: Synthesis
 ) -> CheckedAnswer:
     """Replace each invalid field with the rule-based value, flagging what changed."""
-    flags = checked.flags
-    cited = data.get("evidence")
-    if isinstance(cited, list):
-        dropped = [r for r in cited if r not in checked.evidence]
-        if dropped:
-            flags.append(
-                f"evidence_dropped: {len(dropped)} reference(s) not in the findings, "
-                f"first {_shown(dropped[0])}"
-            )
-    for name in ("summary", "root_cause", "confidence", "severity", "actions", "evidence"):
-        value = getattr(checked, name)
-        if value in ("", None, []):
+    _flag_dropped_evidence(checked, data)
+    for name in SCHEMA_FIELDS:
+        if getattr(checked, name) in ("", None, []):
             shown = _shown(data.get(name, "<missing>"))
-            flags.append(f"field_fallback: {name} {shown} is invalid; used the rule-based value")
+            checked.flags.append(
+                f"field_fallback: {name} {shown} is invalid; used the rule-based value"
+            )
             setattr(checked, name, getattr(baseline, name))
+
     if SEVERITY_RANK[checked.severity] < SEVERITY_RANK.get(baseline.severity, 0):
-        flags.append(
+        checked.flags.append(
             f"severity_floor: the answer's severity {checked.severity!r} is below the "
             f"rule-based {baseline.severity!r}; kept {baseline.severity!r}"
         )
         checked.severity = baseline.severity
+
     safe = [a for a in checked.actions if not is_destructive(a)]
-    for action in checked.actions:
-        if action not in safe:
-            flags.append(f"unsafe_action_removed: {_shown(action)}")
+    removed = [a for a in checked.actions if is_destructive(a)]
+    checked.flags += [f"unsafe_action_removed: {_shown(a)}" for a in removed]
     checked.actions = safe or list(baseline.actions)
+
     extra = sorted(set(data) - set(SCHEMA_FIELDS))
     if extra:
-        flags.append(f"ignored_fields: the answer's {', '.join(extra)} are not in the schema")
+        checked.flags.append(
+            f"ignored_fields: the answer's {', '.join(extra)} are not in the schema"
+        )
     return checked
+
+
+def _flag_dropped_evidence(checked: CheckedAnswer, data: dict[str, Any]) -> None:
+    cited = data.get("evidence")
+    if not isinstance(cited, list):
+        return
+    dropped = [r for r in cited if r not in checked.evidence]
+    if dropped:
+        checked.flags.append(
+            f"evidence_dropped: {len(dropped)} reference(s) not in the findings, "
+            f"first {_shown(dropped[0])}"
+        )
 
 
 def _text(data: dict[str, Any], key: str, limit: int) -> str:

@@ -68,8 +68,8 @@ class AnthropicProvider(LLMProvider):
             "messages": messages,
         }
         if timeout is not None:
-            # The run deadline is enforced by the retry layer; this per-request timeout only
-            # makes an abandoned call end soon after it, so it gets a little slack.
+            # The retry layer enforces the run deadline. This per-request timeout only makes
+            # an abandoned call end soon after the deadline, so it gets a little slack.
             params["timeout"] = min(timeout + DEADLINE_SLACK, self._settings.llm_read_timeout)
         try:
             if on_text is None:

@@ -3,7 +3,7 @@
 Alert text comes from senders OpsForge does not control. It reaches the LLM only as data, and
 a recognised attempt to instruct the model is flagged on the synthesis so the operator sees
 it. Recommended actions that would destroy data are removed from the answer and flagged: the
-synthesis is advice to a person, and OpsForge never carries out anything the LLM says.
+synthesis is advice to a person, and OpsForge never carries out any action the LLM recommends.
 """
 
 from __future__ import annotations

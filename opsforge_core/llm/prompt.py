@@ -2,7 +2,7 @@
 
 The prompt fits ``llm_prompt_token_budget`` whatever the number of alerts. Alerts are
 summarized (counts per service, name and severity) and then sampled as whole records, most
-severe and earliest first, until the budget is spent; the prompt states what was left out.
+severe and earliest first, until the budget is spent. The prompt states what was left out.
 Alert records are JSON with ``<`` and ``>`` escaped, inside one delimited block, so alert text
 cannot close the block or pose as a message of its own.
 """
@@ -22,7 +22,7 @@ from opsforge_core.models import SEVERITIES, SEVERITY_RANK, Alert, Synthesis
 # Characters per token for the estimate. English prose runs near 4; JSON with many short keys
 # and punctuation runs lower, so 3.5 keeps the estimate on the safe side.
 CHARS_PER_TOKEN = 3.5
-# Longest alert text field kept in a record; longer values end in a marker with the cut size.
+# Maximum length of an alert text field in a record. Longer values end in a [cut N chars] marker.
 MAX_FIELD_CHARS = 600
 # Entries kept per findings list and per count table; the rest is counted, not shown.
 MAX_LIST_ITEMS = 20

@@ -2,8 +2,8 @@
 
 The SDK clients are built with their own retries off, so every retry happens here and is
 counted against one deadline. Retryable errors are throttling, overload, 5xx and timeouts
-(``LLMError.retryable``); access and validation errors fail at once. A server that asks to wait
-longer than ``llm_max_retry_after`` seconds is not waited for: the run gives up and falls back.
+(``LLMError.retryable``); access and validation errors fail at once. When a server's ``retry-after``
+exceeds ``llm_max_retry_after`` seconds, the run gives up and falls back.
 """
 
 from __future__ import annotations

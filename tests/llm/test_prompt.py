@@ -35,7 +35,7 @@ def test_prompt_fits_budget_for_10000_alerts():
     assert estimate_tokens(prompt.system) + estimate_tokens(prompt.user) <= 12_000
     assert prompt.alerts_total == 10_000
     assert 0 < prompt.alerts_shown < 10_000
-    # Every sampled record is whole JSON, and the prompt says what was left out.
+    # Every sampled record is whole JSON, and the prompt states what was left out.
     records = _records(prompt)
     assert len(records) == prompt.alerts_shown
     assert f"{10_000 - prompt.alerts_shown} of 10000 alerts are left out" in prompt.user
