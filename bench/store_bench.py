@@ -1,9 +1,10 @@
 """Throughput of both store backends: ``python -m bench.store_bench [--json]``.
 
 Measures alert upserts (new and repeated), incident puts and gets, newest-first list pages,
-metric batch appends and pattern counter increments, one thread, on a fresh SQLite file and on
-a dynalite server this script starts on a free loopback port (needs ``node_modules``; run
-``npm install`` first). ``--endpoint`` uses another DynamoDB-compatible server instead.
+metric batch appends and pattern counter increments from one thread. It runs on a fresh SQLite
+file and on a dynalite server that it starts on a free loopback port, which needs
+``node_modules`` (run ``npm install`` first). ``--endpoint`` uses another DynamoDB-compatible
+server instead.
 
 dynalite is a Node.js emulator on LevelDB, so its figures say how the store code behaves
 against a local server, not how fast DynamoDB itself is.

@@ -3,8 +3,8 @@
 Both backends store the same normalized document, so a record reads back the same from SQLite
 and DynamoDB:
 
-- NaN, infinities and None inside a map are dropped (the attribute is absent); inside a list
-  they become None, because dropping them would shift the positions of the other elements.
+- NaN, infinities and None inside a map are dropped, so the attribute is absent. Inside a
+  list they become None, because dropping them would shift the other elements.
 - Sets, frozensets and tuples become lists (an empty set becomes an empty list, since DynamoDB
   has no empty set). Datetimes become ISO 8601 UTC strings; numpy scalars and arrays become
   Python numbers and lists.
@@ -248,7 +248,13 @@ def decode_cursor(cursor: str, expected: set[str]) -> dict[str, Any]:
         padded = cursor + "=" * (-len(cursor) % 4)
         key = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"invalid cursor {cursor[:40]!r}: not from this store") from exc
+        raise ValidationError(
+            f"invalid cursor {cursor[:40]!r}: not a cursor from this store; start from the first "
+            "page without a cursor"
+        ) from exc
     if not isinstance(key, dict) or set(key) != expected:
-        raise ValidationError(f"invalid cursor {cursor[:40]!r}: it belongs to another listing")
+        raise ValidationError(
+            f"invalid cursor {cursor[:40]!r}: it is from another listing; start from the first "
+            "page without a cursor"
+        )
     return key

@@ -1,9 +1,9 @@
 """The DynamoDB store: production persistence through boto3, for EC2 and Lambda alike.
 
-Items hold a normalized document (``doc``) beside the attributes that keys and indexes read.
-A document that would make an item larger than DynamoDB's 400 KB limit is stored gzip
-compressed (``doc_gz``); only one that does not fit even then is trimmed, with notes on what
-the stored copy lost (see ``trim``). Table layout and creation are in ``dynamodb_schema``,
+Items contain a normalized document (``doc``) beside the attributes that keys and indexes
+read. A document that would make an item larger than DynamoDB's 400 KB limit is stored gzip
+compressed (``doc_gz``). Only a document that does not fit even then is trimmed, with notes on
+what the stored copy lost (see ``trim``). Table layout and creation are in ``dynamodb_schema``,
 calls, paging and error mapping in ``dynamodb_io``.
 """
 
@@ -124,6 +124,9 @@ class DynamoDBStore(FeedMixin, MemoryMixin, Store):
     ) -> Page[IncidentSummary]:
         check_limit(limit)
         filters = filters or IncidentFilter()
+
+        # A status filter narrows the key range of the status index; otherwise the constant
+        # partition of the newest-first index covers every incident.
         if filters.status:
             index, partition, value = "by-status", "status", filters.status
         else:
@@ -133,6 +136,7 @@ class DynamoDBStore(FeedMixin, MemoryMixin, Store):
         condition = "#p = :p" + _time_condition(filters, values)
         if filters.since or filters.until:
             names["#c"] = "created_at"
+
         filter_expression = _incident_filter(filters, names, values)
         kwargs: dict[str, Any] = {
             "IndexName": index,
@@ -143,6 +147,7 @@ class DynamoDBStore(FeedMixin, MemoryMixin, Store):
         }
         if filter_expression:
             kwargs["FilterExpression"] = filter_expression
+
         items, next_cursor = self.tables.page(
             "query",
             self.names["incidents"],
@@ -164,7 +169,7 @@ class DynamoDBStore(FeedMixin, MemoryMixin, Store):
         status other than ``expected_status`` raises ``ConflictError``.
         """
         table = self.names["incidents"]
-        what = f"incident_id={incident_id!r}"
+        target = f"incident_id={incident_id!r}"
         for _ in range(UPDATE_ATTEMPTS):
             item = self.tables.get(table, {"incident_id": incident_id})
             if item is None:
@@ -172,7 +177,7 @@ class DynamoDBStore(FeedMixin, MemoryMixin, Store):
             report = IncidentReport.from_dict(unpack(item))
             if expected_status is not None and report.status != expected_status:
                 raise ConflictError(
-                    f"{table} {what}: status is {report.status!r}, expected {expected_status!r}"
+                    f"{table} {target}: status is {report.status!r}, expected {expected_status!r}"
                 )
             change(report)
             condition = "version = :version"
@@ -184,7 +189,7 @@ class DynamoDBStore(FeedMixin, MemoryMixin, Store):
                 self.tables.call(
                     "put_item",
                     table,
-                    what,
+                    target,
                     TableName=table,
                     Item=serialize(self._incident_item(report)),
                     ConditionExpression=condition,
@@ -196,10 +201,10 @@ class DynamoDBStore(FeedMixin, MemoryMixin, Store):
                     ),
                 )
             except ConflictError:
-                logger.debug("%s %s changed while updating; retrying", table, what)
+                logger.debug("%s %s changed while updating; retrying", table, target)
                 continue
             return report
-        raise ConflictError(f"{table} {what}: changed by other writers {UPDATE_ATTEMPTS} times")
+        raise ConflictError(f"{table} {target}: changed by other writers {UPDATE_ATTEMPTS} times")
 
     def update_incident_status(
         self,
@@ -266,7 +271,7 @@ def _time_condition(filters: IncidentFilter, values: dict[str, Any]) -> str:
 
 def _incident_filter(filters: IncidentFilter, names: dict[str, str], values: dict[str, Any]) -> str:
     # NOTE: severity, service and text are filter expressions on the index query, so DynamoDB
-    # reads (and bills) the entries they drop; status and time narrow the key range itself.
+    # reads (and bills) the entries they drop. Status and time narrow the key range itself.
     parts = []
     if filters.severity:
         names["#severity"] = "severity"

@@ -1,9 +1,9 @@
 """The event feed on DynamoDB: alert upserts with conditional writes, metric batches.
 
-Alerts live in the ``alerts`` partition keyed by start time and fingerprint, metric batches in
-the ``metrics`` partition keyed by first time and series key; both carry ``expires_at`` for
-TTL. DynamoDB deletes expired items only eventually (typically within days), so reads filter
-them out.
+Alerts live in the ``alerts`` partition, keyed by start time and fingerprint. Metric batches
+live in the ``metrics`` partition, keyed by first time and series key. Both carry
+``expires_at`` for TTL. DynamoDB deletes expired items only eventually (typically within days),
+so reads filter them out.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class FeedMixin:
     def _upsert_alert(self, alert: Alert, expiry: int) -> AlertUpsert:
         table = self.names["feed"]
         key = {"feed_id": ALERT_FEED, "ts": records.alert_sort_key(alert)}
-        what = describe_key(key)
+        target = describe_key(key)
         for _ in range(UPSERT_ATTEMPTS):
             stored_item = self.tables.get(table, key)
             stored, digest = None, None
@@ -70,13 +70,13 @@ class FeedMixin:
                 }
             try:
                 self.tables.call(
-                    "put_item", table, what, TableName=table, Item=serialize(item), **condition
+                    "put_item", table, target, TableName=table, Item=serialize(item), **condition
                 )
             except ConflictError:
-                logger.debug("%s %s changed while upserting; deciding again", table, what)
+                logger.debug("%s %s changed while upserting; deciding again", table, target)
                 continue
             return AlertUpsert(alert, decision.change)
-        raise ConflictError(f"{table} {what}: changed by other writers {UPSERT_ATTEMPTS} times")
+        raise ConflictError(f"{table} {target}: changed by other writers {UPSERT_ATTEMPTS} times")
 
     def _alert_item(self, key: dict[str, str], alert: Alert, expiry: int) -> dict[str, Any]:
         fixed = {**key, "expires_at": expiry, "digest": records.alert_digest(alert)}
@@ -92,7 +92,10 @@ class FeedMixin:
             }
             item = pack(fixed, document)
         if item is None:
-            raise StoreError(f"{self.names['feed']} {describe_key(key)}: alert too large to store")
+            raise StoreError(
+                f"{self.names['feed']} {describe_key(key)}: the alert is over DynamoDB's "
+                "400 KB item limit even without its raw payload"
+            )
         return item
 
     def recent_alerts(

@@ -126,48 +126,48 @@ class Tables:
         self.endpoint = endpoint or "AWS"
         self.sleep = sleep
 
-    def call(self, operation: str, table: str, what: str, **kwargs: Any) -> dict[str, Any]:
-        """Run one client operation; ``what`` names the key or query for error messages."""
+    def call(self, operation: str, table: str, target: str, **kwargs: Any) -> dict[str, Any]:
+        """Run one client operation; ``target`` names the key or query in error messages."""
         try:
             return getattr(self.client, operation)(**kwargs)
         except ClientError as exc:
-            raise self.client_error(exc, table, what) from exc
+            raise self.client_error(exc, table, target) from exc
         except NoCredentialsError as exc:
             raise StoreUnavailableError(
-                f"{table} {what}: no AWS credentials found; set AWS_PROFILE or "
+                f"{table} {target}: no AWS credentials found; set AWS_PROFILE or "
                 "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
             ) from exc
         except (BotoConnectionError, HTTPClientError) as exc:
             raise StoreUnavailableError(
-                f"{table} {what}: DynamoDB at {self.endpoint} could not be reached after "
+                f"{table} {target}: DynamoDB at {self.endpoint} could not be reached after "
                 f"retries ({exc}); check OPSFORGE_DYNAMODB_ENDPOINT and the network"
             ) from exc
         except ParamValidationError as exc:
-            raise ValidationError(f"{table} {what}: invalid request: {exc}") from exc
+            raise ValidationError(f"{table} {target}: invalid request: {exc}") from exc
         except BotoCoreError as exc:
-            raise StoreError(f"{table} {what}: DynamoDB call {operation} failed: {exc}") from exc
+            raise StoreError(f"{table} {target}: DynamoDB call {operation} failed: {exc}") from exc
 
-    def client_error(self, exc: ClientError, table: str, what: str) -> StoreError:
+    def client_error(self, exc: ClientError, table: str, target: str) -> StoreError:
         code = exc.response.get("Error", {}).get("Code", "")
         message = exc.response.get("Error", {}).get("Message", "") or str(exc)
         if code == "ResourceNotFoundException":
             return StoreUnavailableError(
-                f"table {table} does not exist at {self.endpoint} ({what}); {INIT_HINT}"
+                f"table {table} does not exist at {self.endpoint} ({target}); {INIT_HINT}"
             )
         if code == "ConditionalCheckFailedException":
-            return ConflictError(f"{table} {what}: the item changed concurrently ({message})")
+            return ConflictError(f"{table} {target}: the item changed concurrently ({message})")
         if code == "ValidationException":
-            return ValidationError(f"{table} {what}: DynamoDB rejected the request: {message}")
+            return ValidationError(f"{table} {target}: DynamoDB rejected the request: {message}")
         if code in _THROTTLED:
             return StoreUnavailableError(
-                f"{table} {what}: DynamoDB throttled the request after retries ({code})"
+                f"{table} {target}: DynamoDB throttled the request after retries ({code})"
             )
         if code in _ACCESS:
             return StoreUnavailableError(
-                f"{table} {what}: DynamoDB at {self.endpoint} refused the credentials or "
+                f"{table} {target}: DynamoDB at {self.endpoint} rejected the credentials or "
                 f"permissions ({code}: {message})"
             )
-        return StoreError(f"{table} {what}: DynamoDB failed with {code}: {message}")
+        return StoreError(f"{table} {target}: DynamoDB failed with {code}: {message}")
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -183,25 +183,25 @@ class Tables:
         item = response.get("Item")
         return deserialize(item) if item else None
 
-    def pages(self, operation: str, table: str, what: str, **kwargs: Any) -> Iterator[list[dict]]:
+    def pages(self, operation: str, table: str, target: str, **kwargs: Any) -> Iterator[list[dict]]:
         """Yield each page's items until ``LastEvaluatedKey`` is absent."""
         kwargs = {"TableName": table, **kwargs}
         while True:
-            response = self.call(operation, table, what, **kwargs)
+            response = self.call(operation, table, target, **kwargs)
             yield [deserialize(item) for item in response.get("Items", [])]
             last = response.get("LastEvaluatedKey")
             if not last:
                 return
             kwargs["ExclusiveStartKey"] = last
 
-    def all_items(self, operation: str, table: str, what: str, **kwargs: Any) -> list[dict]:
-        return [item for page in self.pages(operation, table, what, **kwargs) for item in page]
+    def all_items(self, operation: str, table: str, target: str, **kwargs: Any) -> list[dict]:
+        return [item for page in self.pages(operation, table, target, **kwargs) for item in page]
 
     def page(
         self,
         operation: str,
         table: str,
-        what: str,
+        target: str,
         *,
         limit: int,
         cursor: str | None,
@@ -211,8 +211,8 @@ class Tables:
     ) -> tuple[list[dict], str | None]:
         """Return up to ``limit`` items from ``cursor`` on, and the cursor after them.
 
-        A filtered read asks DynamoDB to evaluate more items than it still needs, since the
-        filter may drop many. When the last page ends with items left over, the next cursor is
+        A filtered read requests more items than it still needs, since the filter may drop
+        many. When the last page ends with items left over, the next cursor is
         the key of the last item returned, so nothing is skipped.
         """
         kwargs = {"TableName": table, **kwargs}
@@ -221,14 +221,14 @@ class Tables:
             kwargs["ExclusiveStartKey"] = serialize(start)
         items: list[dict] = []
         while True:
-            wanted = limit - len(items)
-            kwargs["Limit"] = max(wanted, 100) if filtered else wanted
-            response = self.call(operation, table, what, **kwargs)
+            remaining = limit - len(items)
+            kwargs["Limit"] = max(remaining, 100) if filtered else remaining
+            response = self.call(operation, table, target, **kwargs)
             page = [deserialize(item) for item in response.get("Items", [])]
             last = response.get("LastEvaluatedKey")
-            if len(page) >= wanted:
-                items.extend(page[:wanted])
-                more = len(page) > wanted or bool(last)
+            if len(page) >= remaining:
+                items.extend(page[:remaining])
+                more = len(page) > remaining or bool(last)
                 return items, (encode_cursor(_key_of(items[-1], key_attrs)) if more else None)
             items.extend(page)
             if not last:
@@ -240,9 +240,9 @@ class Tables:
     def batch_write(self, table: str, requests: list[dict], key_attrs: list[str]) -> int:
         """Write ``requests`` (PutRequest/DeleteRequest, already serialized) in batches of 25.
 
-        Unprocessed items are retried with jittered backoff. Raises ``PartialWriteError`` with
-        the keys of every request not confirmed written when a batch fails or runs out of
-        retries; the requests before it were written.
+        Unprocessed items are retried with jittered backoff. When a batch fails or runs out of
+        retries, raises ``PartialWriteError`` with the keys of every request not confirmed
+        written. The requests before that batch were written.
         """
         written = 0
         for start in range(0, len(requests), BATCH_SIZE):

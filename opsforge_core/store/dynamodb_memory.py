@@ -59,7 +59,7 @@ class MemoryMixin:
 
     def find_patterns(self, signature: str) -> list[Pattern]:
         # NOTE: the index is eventually consistent on AWS: a pattern recorded a moment ago
-        # may be missing from this answer for up to about a second.
+        # may be missing from the result for up to about a second.
         if not signature:
             return []
         table = self.names["patterns"]
@@ -90,34 +90,14 @@ class MemoryMixin:
     ) -> Pattern:
         table = self.names["patterns"]
         item = self._pattern_item(pattern)
-        # A new pattern takes the given fields; an existing one keeps its own (operators may
-        # have corrected its root cause). Either way this call counts one occurrence.
-        kept = ["signature", "root_cause", "fault_kind", "fix", "alert_names", "services"]
-        kept += ["confirmed", "rejected"]
-        names = {f"#{field}": field for field in [*kept, "occurrences", "last_seen", "last_id"]}
-        names["#last_id"] = "last_incident_id"
-        values = {f":{field}": item.get(field, "") for field in kept}
-        values.update(
-            {
-                ":initial": item.get("occurrences", 0),
-                ":one": 1,
-                ":when": iso(when),
-                ":last_id": incident_id,
-            }
-        )
-        sets = [f"#{f} = if_not_exists(#{f}, :{f})" for f in kept]
-        sets += ["#occurrences = if_not_exists(#occurrences, :initial) + :one"]
-        sets += ["#last_seen = :when", "#last_id = :last_id"]
         response = self.tables.call(
             "update_item",
             table,
             f"pattern_id={pattern.pattern_id!r}",
             TableName=table,
             Key=serialize({"pattern_id": pattern.pattern_id}),
-            UpdateExpression="SET " + ", ".join(sets),
-            ExpressionAttributeNames=names,
-            ExpressionAttributeValues=serialize(values),
             ReturnValues="ALL_NEW",
+            **_occurrence_update(item, incident_id, when),
         )
         return Pattern.from_dict(_attributes(response))
 
@@ -222,6 +202,41 @@ class MemoryMixin:
             ReturnValues="ALL_OLD",
         )
         return bool(response.get("Attributes"))
+
+
+# Fields a new pattern takes from the caller and an existing one keeps, because operators may
+# have corrected its root cause since it was first stored.
+_FIRST_WRITE_FIELDS = (
+    "signature",
+    "root_cause",
+    "fault_kind",
+    "fix",
+    "alert_names",
+    "services",
+    "confirmed",
+    "rejected",
+)
+
+
+def _occurrence_update(item: dict[str, Any], incident_id: str, when: datetime) -> dict[str, Any]:
+    """Build an UpdateItem expression that creates the pattern or counts one occurrence."""
+    fields = [*_FIRST_WRITE_FIELDS, "occurrences", "last_seen"]
+    names = {f"#{field}": field for field in fields}
+    names["#last_id"] = "last_incident_id"
+    values = {f":{field}": item.get(field, "") for field in _FIRST_WRITE_FIELDS}
+    values[":initial"] = item.get("occurrences", 0)
+    values[":one"] = 1
+    values[":when"] = iso(when)
+    values[":last_id"] = incident_id
+    sets = [f"#{field} = if_not_exists(#{field}, :{field})" for field in _FIRST_WRITE_FIELDS]
+    sets.append("#occurrences = if_not_exists(#occurrences, :initial) + :one")
+    sets.append("#last_seen = :when")
+    sets.append("#last_id = :last_id")
+    return {
+        "UpdateExpression": "SET " + ", ".join(sets),
+        "ExpressionAttributeNames": names,
+        "ExpressionAttributeValues": serialize(values),
+    }
 
 
 def _attributes(response: dict[str, Any]) -> dict[str, Any]:

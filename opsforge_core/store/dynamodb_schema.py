@@ -131,10 +131,10 @@ def create_tables(
     return created
 
 
-def _mapped(tables: Tables, exc: Exception, table: str, what: str) -> StoreError:
+def _mapped(tables: Tables, exc: Exception, table: str, target: str) -> StoreError:
     if isinstance(exc, ClientError):
-        return tables.client_error(exc, table, what)
-    return StoreError(f"{table} {what}: {exc}")
+        return tables.client_error(exc, table, target)
+    return StoreError(f"{table} {target}: {exc}")
 
 
 def _exists(tables: Tables, name: str) -> bool:
@@ -168,7 +168,7 @@ def _wait_active(tables: Tables, name: str, timeout: float, poll: float) -> None
 def enable_ttl(tables: Tables, name: str) -> None:
     """Turn on TTL for the feed's ``expires_at`` unless it is already on.
 
-    dynalite (4.x) has no UpdateTimeToLive and answers UnknownOperationException; the store
+    dynalite (4.x) has no UpdateTimeToLive and returns UnknownOperationException; the store
     then works the same, except that nothing deletes expired feed items. Reads skip them.
     """
     try:

@@ -1,8 +1,8 @@
 """Record logic both backends share: incident index fields, alert upserts and metric batches.
 
-The backends differ in how they read and write; what a record means (which fields a listing
-filters on, when a repeated alert counts as unchanged, how a series is cut into feed items)
-is decided here once.
+The backends differ in how they read and write. What a record means is decided here once:
+which fields a listing filters on, when a repeated alert counts as unchanged, and how a series
+is cut into feed items.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 from opsforge_core.models import Alert, IncidentReport, IncidentSummary, MetricSeries
 from opsforge_core.store.codec import dumps, normalize, parse_sort_time, sort_time
 
-# A metric batch in the feed holds at most this many points and spans at most this long, so
+# A metric batch in the feed contains at most this many points and spans at most this long, so
 # an item stays far below DynamoDB's 400 KB limit (about 40 bytes a point) and a window query
 # only needs to look back one span for batches that started before the window.
 MAX_BATCH_POINTS = 1000
@@ -114,7 +114,7 @@ def decide_upsert(
     """Decide what one alert delivery changes, given the stored copy.
 
     A firing delivery of an alert that is already resolved under the same start time is a late
-    repeat and leaves the resolved record alone; a new firing starts at another time.
+    repeat, so it leaves the resolved record alone. A new firing starts at another time.
     """
     if stored is None:
         return UpsertDecision("new", True)
@@ -138,7 +138,7 @@ def expires_at(now: datetime, ttl_hours: int) -> int:
 def metric_batches(series: MetricSeries) -> list[tuple[str, dict[str, Any]]]:
     """Cut a series into feed items keyed by the batch's first time and the series key.
 
-    Returns (range key, document) pairs. A batch holds at most ``MAX_BATCH_POINTS`` points
+    Returns (range key, document) pairs. A batch contains at most ``MAX_BATCH_POINTS`` points
     spanning at most ``MAX_BATCH_SPAN``; NaN values are stored as None.
     """
     order = np.argsort(series.timestamps, kind="stable")

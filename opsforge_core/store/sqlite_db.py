@@ -1,8 +1,8 @@
 """SQLite connections, schema and error mapping for ``SQLiteStore``.
 
 Each thread gets its own connection (``sqlite3`` connections must not be shared while in
-use). The file is opened in WAL mode so readers never wait for the writer, and every write runs
-in a ``BEGIN IMMEDIATE`` transaction, which takes the write lock up front: a read-modify-write
+use). The file is opened in WAL mode so readers never wait for the writer. Every write runs in
+a ``BEGIN IMMEDIATE`` transaction, which takes the write lock up front, so a read-modify-write
 inside it cannot interleave with another thread's or process's write. A writer that waits
 longer than the busy timeout gets ``StoreUnavailableError``.
 """
@@ -120,21 +120,21 @@ class Database:
         self._local = threading.local()
 
     @contextmanager
-    def reading(self, what: str) -> Iterator[sqlite3.Connection]:
-        """Yield this thread's connection; map SQLite errors for ``what`` (table and key)."""
+    def reading(self, target: str) -> Iterator[sqlite3.Connection]:
+        """Yield this thread's connection; map SQLite errors on ``target`` (table and key)."""
         try:
             yield self.connection()
         except sqlite3.Error as exc:
-            raise self.error(exc, what) from exc
+            raise self.error(exc, target) from exc
 
     @contextmanager
-    def writing(self, what: str, create: bool = False) -> Iterator[sqlite3.Connection]:
+    def writing(self, target: str, create: bool = False) -> Iterator[sqlite3.Connection]:
         """Run the block in one ``BEGIN IMMEDIATE`` transaction, rolled back on any error."""
         try:
             conn = self.connection(create)
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.Error as exc:
-            raise self.error(exc, what) from exc
+            raise self.error(exc, target) from exc
         try:
             yield conn
             conn.execute("COMMIT")
@@ -142,15 +142,15 @@ class Database:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             if isinstance(exc, sqlite3.Error):
-                raise self.error(exc, what) from exc
+                raise self.error(exc, target) from exc
             raise
 
-    def error(self, exc: sqlite3.Error, what: str) -> StoreError:
-        """Translate a ``sqlite3`` error on ``what`` into the project's exception."""
+    def error(self, exc: sqlite3.Error, target: str) -> StoreError:
+        """Translate a ``sqlite3`` error on ``target`` into the project's exception."""
         message = str(exc).lower()
         if "no such table" in message:
             return StoreUnavailableError(
-                f"{what}: the table is missing in {self.path}; {INIT_HINT}"
+                f"{target}: the table is missing in {self.path}; {INIT_HINT}"
             )
         if isinstance(exc, sqlite3.OperationalError) and (
             "locked" in message
@@ -159,28 +159,28 @@ class Database:
             or "readonly" in message
             or "disk i/o" in message
         ):
-            return self._unavailable(exc, what)
-        return StoreError(f"{what}: SQLite failed on {self.path}: {exc}")
+            return self._unavailable(exc, target)
+        return StoreError(f"{target}: SQLite failed on {self.path}: {exc}")
 
-    def _unavailable(self, exc: sqlite3.Error, what: str) -> StoreUnavailableError:
+    def _unavailable(self, exc: sqlite3.Error, target: str) -> StoreUnavailableError:
         message = str(exc).lower()
         if "locked" in message or "busy" in message:
             return StoreUnavailableError(
-                f"{what}: {self.path} stayed locked by another writer for longer than the "
+                f"{target}: {self.path} stayed locked by another writer for longer than the "
                 f"{self.busy_timeout_ms} ms busy timeout; retry, or stop the process that holds "
                 "the write lock"
             )
         if "readonly" in message:
             return StoreUnavailableError(
-                f"{what}: {self.path} is read-only; make it writable or set OPSFORGE_SQLITE_PATH "
+                f"{target}: {self.path} is read-only; make it writable or set OPSFORGE_SQLITE_PATH "
                 "to a writable file"
             )
         if not self.path.exists():
             return StoreUnavailableError(
-                f"{what}: the SQLite file {self.path} does not exist; {INIT_HINT} "
+                f"{target}: the SQLite file {self.path} does not exist; {INIT_HINT} "
                 "or set OPSFORGE_SQLITE_PATH"
             )
         return StoreUnavailableError(
-            f"{what}: cannot open the SQLite file {self.path} ({exc}); check that it is a "
+            f"{target}: cannot open the SQLite file {self.path} ({exc}); check that it is a "
             "writable SQLite database or set OPSFORGE_SQLITE_PATH"
         )
