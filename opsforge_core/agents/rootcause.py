@@ -7,7 +7,10 @@ too. Each candidate's score multiplies those factors::
 
     score = strength x (1 - EXPLAINED x worst sick dependency)
                      x timing (decays with onset after the first onset)
-                     x (1 + SUPPORT x sick callers)
+                     x (COVERAGE_BASE + share of the other sick services it explains)
+
+A service explains the sick services its trouble can have reached: along calls either way,
+each one starting no earlier than the one before. The cause of a cascade explains most of it.
 
 ``ctx.symptom`` limits the candidates to the symptom's service and everything it depends on,
 and when the symptom's own metric is not anomalous nothing is named: there is no incident to
@@ -26,6 +29,7 @@ import numpy as np
 
 from opsforge_core.agents import detect
 from opsforge_core.agents.alertops import (
+    AlertGroup,
     collapse_flapping,
     deduplicate,
     find_flapping,
@@ -47,8 +51,7 @@ from opsforge_core.topology import ServiceGraph
 logger = logging.getLogger(__name__)
 
 EXPLAINED = 0.8  # how much a sick dependency that started no later discounts a service
-SUPPORT = 0.05  # bonus per sick caller, up to MAX_SUPPORT callers
-MAX_SUPPORT = 4
+COVERAGE_BASE = 0.5  # factor of a candidate that explains none of the other sick services
 TIMING_TAU_S = 300.0  # onset delay at which the timing factor falls to 1/e of its range
 TIMING_FLOOR = 0.2
 GROUP_WINDOW = timedelta(minutes=10)  # the AlertOps default
@@ -101,9 +104,10 @@ class RootCauseAgent(Agent):
             return AgentResult(self.name, steps=steps, findings=findings, confidence=0.6)
 
         incident, incident_note, since = None, "", None
-        if not ctx.symptom and ctx.alerts:
-            incident, incident_note, since = _incident_scope(ctx.alerts, graph)
         spans = _spans(ctx, verdicts)
+        if not ctx.symptom and ctx.alerts:
+            everything = collect_evidence(verdicts, [], metric, spans)
+            incident, incident_note, since = _incident_scope(ctx.alerts, graph, everything)
         evidence = collect_evidence(verdicts, ctx.alerts, metric, spans, since)
         sick = {s: e for s, e in evidence.items() if e.strength >= self.min_strength}
         steps.append(_evidence_step(verdicts, sick, graph_note, metric))
@@ -180,8 +184,9 @@ def rank(
         worst = max((sick[d].strength for d in explained_by), default=0.0)
         delay = max(0.0, ev.onset - first_onset)
         timing = TIMING_FLOOR + (1 - TIMING_FLOOR) * math.exp(-delay / TIMING_TAU_S)
-        support = 1.0 + SUPPORT * min(len(callers), MAX_SUPPORT)
-        score = ev.magnitude * (1 - EXPLAINED * worst) * timing * support
+        covered = _covered(service, ev, candidates, graph)
+        coverage = len(covered) / max(1, len(candidates) - 1)
+        score = ev.magnitude * (1 - EXPLAINED * worst) * timing * (COVERAGE_BASE + coverage)
         entries.append(
             {
                 "service": service,
@@ -194,6 +199,7 @@ def rank(
                     "alerts": [a.fingerprint for a in ev.alerts],
                     "sick_dependencies": sorted(explained_by),
                     "sick_callers": sorted(callers),
+                    "explains": sorted(covered),
                 },
             }
         )
@@ -202,6 +208,36 @@ def rank(
         entry["score"] = round(entry["score"] / best, 4)
     entries.sort(key=lambda e: (-e["score"], e["service"]))
     return entries
+
+
+def _covered(
+    service: str,
+    ev: ServiceEvidence,
+    candidates: dict[str, ServiceEvidence],
+    graph: ServiceGraph | None,
+) -> list[str]:
+    """Return the sick services that trouble starting at ``service`` can have reached.
+
+    Trouble travels along calls in both directions, forward in time: latency and errors up
+    to the callers, load and backpressure down to the dependencies (a failing consumer fills
+    its queue). So this walks the graph's edges either way, through candidates whose onset is
+    no earlier (within half a step) than the service it came from.
+    """
+    if graph is None or service not in graph.edges:
+        return []
+    seen = {service}
+    frontier = [service]
+    while frontier:
+        current = frontier.pop()
+        here = candidates.get(current, ev)
+        for neighbour in graph.dependencies(current) | graph.dependents(current):
+            other = candidates.get(neighbour)
+            if other is None or neighbour in seen:
+                continue
+            if other.onset >= here.onset - 0.5 * max(here.step, other.step):
+                seen.add(neighbour)
+                frontier.append(neighbour)
+    return sorted(seen - {service})
 
 
 def _neighbours(
@@ -267,14 +303,16 @@ def _scope(
 
 
 def _incident_scope(
-    alerts: list[Alert], graph: ServiceGraph | None
+    alerts: list[Alert], graph: ServiceGraph | None, anomalous: dict[str, ServiceEvidence]
 ) -> tuple[set[str] | None, str, float | None]:
     """Return the services of the main alert group and their direct dependencies, and the
     group's start (epoch seconds).
 
     The alerts are grouped as AlertOps groups them, so noise elsewhere is left out. The
     dependencies are included because a root cause need not alert itself (a slow link, a
-    resource anomaly below every rule's threshold).
+    resource anomaly below every rule's threshold). The main group is the one whose services
+    and dependencies hold the most services with metric anomalies during the group, then the
+    one with the most services.
     """
     unique, _ = deduplicate(alerts)
     flapping = {f["fingerprint"] for f in find_flapping(unique)}
@@ -282,14 +320,27 @@ def _incident_scope(
     groups, _ = split_noise(groups, flapping)
     if not groups:
         return None, "", None
+
+    def reach(group: AlertGroup) -> set[str]:
+        scope = set(group.services)
+        if graph is not None:
+            for service in group.services:
+                scope |= graph.dependencies(service)
+        return scope
+
+    def backing(group: AlertGroup) -> int:
+        start = group.start.timestamp() - GROUP_WINDOW.total_seconds()
+        return sum(1 for s in reach(group) if s in anomalous and anomalous[s].end >= start)
+
     main = max(
         groups,
-        key=lambda g: (len(g.services), len(g.alerts), SEVERITY_RANK.get(g.severity, 0)),
+        key=lambda g: (
+            backing(g) + len(g.services),
+            len(g.alerts),
+            SEVERITY_RANK.get(g.severity, 0),
+        ),
     )
-    scope = set(main.services)
-    if graph is not None:
-        for service in main.services:
-            scope |= graph.dependencies(service)
+    scope = reach(main)
     note = (
         f"the main alert group ({len(main.alerts)} alerts on {', '.join(main.services)}) "
         "and the services they call"
