@@ -20,6 +20,7 @@ from opsforge_core.ingest.fields import (
     join,
     labels_of,
     optional_dict,
+    preview,
     require_dict,
     require_list,
     severity_of,
@@ -51,10 +52,10 @@ def matches(obj: dict[str, Any]) -> bool:
 def parse(obj: dict[str, Any], path: str, ctx: ParseContext) -> IngestBatch:
     """Parse one webhook; an invalid alert becomes a rejection and the others are kept."""
     version = obj.get("version")
-    if version is not None and str(version) != "4":
+    if version is not None and version not in ("4", 4):
         raise IngestError(
             join(path, "version"),
-            f"unsupported Alertmanager webhook version {str(version)[:16]!r}; "
+            f"unsupported Alertmanager webhook version {preview(version)}; "
             "only version 4 is supported",
         )
     group_status = None
@@ -106,7 +107,7 @@ def parse_alert(
         ends_at = max(ctx.received_at, starts_at)
     service = _service(labels)
     alert = Alert(
-        fingerprint=text(rec, "fingerprint", path, limits, required=False)
+        fingerprint=text(rec, "fingerprint", path, limits, required=False).strip()
         or fingerprint_for(name, service, labels),
         source="alertmanager",
         name=name,

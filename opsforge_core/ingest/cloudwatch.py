@@ -24,6 +24,7 @@ from opsforge_core.ingest.fields import (
     finish_alert,
     join,
     optional_dict,
+    preview,
     require_dict,
     text,
 )
@@ -104,7 +105,7 @@ def parse_eventbridge(obj: dict[str, Any], path: str, ctx: ParseContext) -> Inge
     if kind != STATE_CHANGE:
         raise IngestError(
             join(path, "detail-type"),
-            f"unsupported CloudWatch event {str(kind)[:64]!r}; only {STATE_CHANGE!r} is accepted",
+            f"unsupported CloudWatch event {preview(kind)}; only {STATE_CHANGE!r} is accepted",
         )
     detail_path = join(path, "detail")
     detail = require_dict(obj.get("detail"), detail_path)
@@ -211,7 +212,7 @@ def _alert(change: AlarmChange, raw: dict[str, Any], path: str, ctx: ParseContex
 def _state(value: Any, path: str) -> str:
     if isinstance(value, str) and value in STATES:
         return value
-    raise IngestError(path, f"invalid alarm state {str(value)[:64]!r}; use one of {STATES}")
+    raise IngestError(path, f"invalid alarm state {preview(value)}; use one of {STATES}")
 
 
 def _time(value: Any, path: str, ctx: ParseContext) -> datetime:

@@ -94,6 +94,17 @@ class ParseContext:
             )
 
 
+def preview(value: Any) -> str:
+    """Return a short ``repr`` of an invalid value for an error message."""
+    if isinstance(value, str):
+        return repr(value[:64])
+    try:
+        shown = repr(value)
+    except ValueError:  # an integer beyond Python's digit limit for str()
+        return f"<{type(value).__name__}>"
+    return shown if len(shown) <= 64 else shown[:61] + "..."
+
+
 def join(path: str, key: str) -> str:
     """Return the dotted path of ``key`` inside ``path`` (the root path is empty)."""
     return f"{path}.{key}" if path else key
@@ -173,7 +184,7 @@ def labels_of(value: Any, path: str, limits: IngestLimits) -> dict[str, str]:
         )
     labels: dict[str, str] = {}
     for key, item in mapping.items():
-        check_text(key, f"{path} key {str(key)[:64]!r}", limits)
+        check_text(key, f"{path} key {preview(key)}", limits)
         item_path = join(path, key)
         if item is None:
             continue
@@ -208,7 +219,7 @@ def severity_of(value: Any, path: str, *, default: str, strict: bool) -> str:
             return mapped
     if strict:
         raise IngestError(
-            path, f"unknown severity {str(value)[:64]!r}; use one of {', '.join(SEVERITIES)}"
+            path, f"unknown severity {preview(value)}; use one of {', '.join(SEVERITIES)}"
         )
     return default
 
@@ -221,7 +232,7 @@ def status_of(value: Any, path: str, default: str | None = "firing") -> str:
     if isinstance(value, str) and value.strip().lower() in ALERT_STATUSES:
         return value.strip().lower()
     raise IngestError(
-        path, f"invalid status {str(value)[:64]!r}; use one of {', '.join(ALERT_STATUSES)}"
+        path, f"invalid status {preview(value)}; use one of {', '.join(ALERT_STATUSES)}"
     )
 
 

@@ -43,5 +43,7 @@ def loads(text: str, field: str) -> Any:
             f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}; "
             "send a valid JSON document",
         ) from exc
+    except ValueError as exc:  # an integer literal beyond Python's digit limit
+        raise IngestError(field, f"invalid JSON: {exc}") from exc
     except RecursionError as exc:
         raise LimitExceededError(field, "JSON nested too deeply to parse") from exc

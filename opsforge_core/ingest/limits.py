@@ -17,6 +17,9 @@ if TYPE_CHECKING:
     from opsforge_core.config import Settings
 
 
+DEFAULT_MAX_POINTS_PER_SERIES = 100_000
+
+
 class LimitExceededError(IngestError):
     """A whole payload is over a bound; it is never truncated, so the sender must split it."""
 
@@ -28,7 +31,7 @@ class IngestLimits:
     max_bytes: int = 32 * 1024 * 1024
     max_alerts: int = 5000
     max_series: int = 2000
-    max_points_per_series: int = 100_000
+    max_points_per_series: int = DEFAULT_MAX_POINTS_PER_SERIES
     max_total_points: int = 1_000_000
     max_string_length: int = 16_384
     max_labels: int = 64
@@ -44,5 +47,5 @@ class IngestLimits:
             max_bytes=settings.api_max_body_bytes,
             max_alerts=settings.api_max_alerts,
             max_total_points=settings.api_max_points,
-            max_points_per_series=min(cls.max_points_per_series, settings.api_max_points),
+            max_points_per_series=min(DEFAULT_MAX_POINTS_PER_SERIES, settings.api_max_points),
         )

@@ -22,6 +22,7 @@ from opsforge_core.ingest.fields import (
     describe,
     index,
     join,
+    preview,
     require_dict,
     require_list,
 )
@@ -50,7 +51,7 @@ def parse_plain(obj: dict[str, Any], path: str, ctx: ParseContext) -> IngestBatc
     if "type" in obj:
         raise IngestError(
             join(path, "type"),
-            f"unknown event type {str(obj['type'])[:64]!r}; use one of {', '.join(EVENT_TYPES)}",
+            f"unknown event type {preview(obj['type'])}; use one of {', '.join(EVENT_TYPES)}",
         )
     return _parse_body(obj, path, ctx)
 

@@ -18,6 +18,7 @@ from opsforge_core.ingest.fields import (
     join,
     labels_of,
     optional_dict,
+    preview,
     text,
 )
 from opsforge_core.ingest.timestamps import parse_time
@@ -38,9 +39,9 @@ def parse(obj: dict[str, Any], path: str, ctx: ParseContext) -> IngestBatch:
     if not isinstance(action, str) or action not in ACTIONS:
         raise IngestError(
             join(path, "event_action"),
-            f"invalid event action {str(action)[:64]!r}; use one of {', '.join(ACTIONS)}",
+            f"invalid event action {preview(action)}; use one of {', '.join(ACTIONS)}",
         )
-    dedup_key = text(obj, "dedup_key", path, ctx.limits, required=action != "trigger")
+    dedup_key = text(obj, "dedup_key", path, ctx.limits, required=action != "trigger").strip()
     payload = optional_dict(obj, "payload", path)
     ctx.count_alerts(1, path)
     batch = IngestBatch(source="pagerduty")
@@ -70,7 +71,7 @@ def _from_payload(
     if not isinstance(word, str) or word.strip().lower() not in SEVERITIES:
         raise IngestError(
             severity_path,
-            f"invalid severity {str(word)[:64]!r}; use one of {', '.join(SEVERITIES)}",
+            f"invalid severity {preview(word)}; use one of {', '.join(SEVERITIES)}",
         )
     text(payload, "source", payload_path, limits)  # required by the Events API
     fields = {key: payload.get(key) for key in LABEL_FIELDS if payload.get(key) is not None}

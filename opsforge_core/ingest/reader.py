@@ -106,6 +106,9 @@ def _parse_lines(text: str, ctx: ParseContext) -> IngestBatch:
             reason = f"invalid JSON at column {exc.colno}: {exc.msg}"
             batch.rejected.append(Rejection(number, field, reason, line))
             continue
+        except ValueError as exc:  # an integer literal beyond Python's digit limit
+            batch.rejected.append(Rejection(number, field, f"invalid JSON: {exc}", line))
+            continue
         except RecursionError:
             reason = "JSON nested too deeply to parse"
             batch.rejected.append(Rejection(number, field, reason, line))

@@ -52,7 +52,7 @@ def parse_alert(record: Any, path: str, ctx: ParseContext, default_source: str =
         # which overstates the duration by the delivery delay.
         ends_at = max(ctx.received_at, starts_at)
     alert = Alert(
-        fingerprint=text(rec, "fingerprint", path, limits, required=False)
+        fingerprint=text(rec, "fingerprint", path, limits, required=False).strip()
         or fingerprint_for(name, service, labels),
         source=_source(rec, path, ctx, default_source),
         name=name,
@@ -77,7 +77,10 @@ def _time(rec: dict[str, Any], key: str, path: str, ctx: ParseContext, *, requir
         if required:
             raise IngestError(join(path, key), "is missing; send an ISO 8601 timestamp")
         return None
-    return parse_time(value, join(path, key), ctx.received_at, epoch=True, zero_is_none=True)
+    # A zero (year-1) end time means "no end", but a zero start time is invalid.
+    return parse_time(
+        value, join(path, key), ctx.received_at, epoch=True, zero_is_none=not required
+    )
 
 
 def _source(rec: dict[str, Any], path: str, ctx: ParseContext, default: str) -> str:

@@ -77,7 +77,7 @@ def _parse_record(record: Any, path: str, ctx: ParseContext) -> IngestBatch:
 def _plain_alert(sns: dict[str, Any], path: str, ctx: ParseContext) -> IngestBatch:
     limits = ctx.limits
     message = check_text(sns["Message"], join(path, "Message"), limits, required=False)
-    topic = text(sns, "TopicArn", path, limits, required=False).rsplit(":", 1)[-1]
+    topic = text(sns, "TopicArn", path, limits, required=False).rsplit(":", 1)[-1].strip()
     name = text(sns, "Subject", path, limits, required=False).strip() or "SNS notification"
     service = topic or "sns"
     labels = {"topic": topic} if topic else {}

@@ -75,10 +75,15 @@ def _to_utc(parsed: datetime, path: str, original: str) -> datetime:
         raise IngestError(path, f"timestamp {original[:64]!r} is out of range") from exc
 
 
-def _from_epoch(number: float, path: str) -> datetime:
-    if not math.isfinite(number):
-        raise IngestError(path, f"epoch timestamp {number!r} is not a finite number")
-    seconds = number / 1000.0 if abs(number) >= EPOCH_MS_THRESHOLD else float(number)
+def _from_epoch(number: int | float, path: str) -> datetime:
+    try:
+        seconds = float(number)
+    except OverflowError as exc:  # an integer beyond float range
+        raise IngestError(path, "epoch timestamp is out of range") from exc
+    if not math.isfinite(seconds):
+        raise IngestError(path, f"epoch timestamp {seconds!r} is not a finite number")
+    if abs(seconds) >= EPOCH_MS_THRESHOLD:
+        seconds /= 1000.0
     try:
         return datetime.fromtimestamp(seconds, tz=UTC)
     except (OverflowError, OSError, ValueError) as exc:

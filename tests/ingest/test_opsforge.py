@@ -43,6 +43,7 @@ def test_alert_timestamp_forms_become_utc(stamp):
     ("stamp", "problem"),
     [
         ("1999-12-31T23:59:59Z", "before 2000-01-01"),
+        ("0001-01-01T00:00:00Z", "before 2000-01-01"),
         (946684799, "before 2000-01-01"),
         ("2026-11-21T12:00:01Z", "more than 1 day after"),
         ("yesterday", "invalid timestamp"),
