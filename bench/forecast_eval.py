@@ -10,7 +10,8 @@ correlation with time of at least 0.45). For those the limit is 95% of the media
 Each series is replayed: every ``--every`` points a forecast is made from the data so far. The
 report gives, per case, the median absolute error of the predicted crossing as a share of the
 time that was left, the share of forecasts whose 95% band held the true crossing, and the lead
-time: how long before the true crossing the forecast first said "crossing" and kept saying so.
+time: how long before the true crossing the forecast first reported a crossing (or a breach)
+and kept reporting it.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ class Case:
 
 
 def disk_fill(seed: int = 0) -> Case:
-    """A disk at 40% that gains 1.5 points an hour with noise; it reaches 95% after ~36.7 h."""
+    """Build a disk at 40% that gains 1.5 points an hour with noise, so it reaches 95% at 36.7 h."""
     rng = np.random.default_rng(seed)
     ts = np.arange(0, 48 * 3600, STEP)
     values = 40.0 + 1.5 * ts / 3600.0 + rng.normal(0.0, 0.4, ts.size)
@@ -51,7 +52,7 @@ def disk_fill(seed: int = 0) -> Case:
 
 
 def memory_leak(seed: int = 1) -> Case:
-    """Heap at 30% leaking 0.8 points an hour under a 2-hour collector sawtooth of 6 points."""
+    """Build a heap at 30% that leaks 0.8 points an hour under a 2-hour, 6-point GC sawtooth."""
     rng = np.random.default_rng(seed)
     ts = np.arange(0, 96 * 3600, STEP)
     sawtooth = 6.0 * ((ts % 7200.0) / 7200.0)
@@ -86,8 +87,8 @@ def nab_cases(folder: Path) -> list[Case]:
 
 def replay(case: Case, every: int) -> dict[str, Any]:
     """Forecast from every ``every``-th prefix before the crossing and score the forecasts."""
-    errors, inside, says_crossing = [], [], []
-    start = ts0 = float(case.timestamps[0])
+    errors, inside, reports = [], [], []
+    start = float(case.timestamps[0])
     for end in range(every, case.timestamps.size, every):
         now = float(case.timestamps[end - 1])
         if now >= case.crossing_ts:
@@ -95,7 +96,7 @@ def replay(case: Case, every: int) -> dict[str, Any]:
         series = MetricSeries("bench", case.name, case.timestamps[:end], case.values[:end])
         result = forecast_crossing(series, case.limit)
         crossing = result.status in ("crossing", "breached")
-        says_crossing.append((now, crossing))
+        reports.append((now, crossing))
         if crossing and result.crossing_ts is not None:
             remaining = case.crossing_ts - now
             errors.append(abs(result.crossing_ts - case.crossing_ts) / remaining)
@@ -103,7 +104,7 @@ def replay(case: Case, every: int) -> dict[str, Any]:
             high = result.latest_ts if result.latest_ts is not None else np.inf
             inside.append(low <= case.crossing_ts <= high)
     first_kept = None
-    for now, crossing in reversed(says_crossing):
+    for now, crossing in reversed(reports):
         if not crossing:
             break
         first_kept = now
@@ -111,12 +112,11 @@ def replay(case: Case, every: int) -> dict[str, Any]:
         "case": case.name,
         "limit": round(case.limit, 4),
         "true_crossing_hours": round((case.crossing_ts - start) / 3600.0, 2),
-        "forecasts": len(says_crossing),
+        "forecasts": len(reports),
         "forecasts_with_crossing": len(errors),
         "median_relative_error": round(float(np.median(errors)), 4) if errors else None,
         "band_coverage": round(float(np.mean(inside)), 4) if inside else None,
         "lead_hours": round((case.crossing_ts - first_kept) / 3600.0, 2) if first_kept else 0.0,
-        "span_hours": round((case.crossing_ts - ts0) / 3600.0, 2),
     }
 
 

@@ -4,8 +4,9 @@
         --labels ../shared/data/nab/labels/combined_windows.json --out /tmp/nab-results --json
 
 Every CSV under ``--data`` (columns ``timestamp,value``) is scored by
-``opsforge_core.agents.detect.score_online`` as it stands, with no per-file settings except the
-daily period, which follows from each file's median sampling step as it does in a scan. Results go
+``opsforge_core.agents.detect.score_online`` with no per-file settings. The only input besides
+the values is the daily period, which follows from each file's median sampling step, as in a
+scan. Results go
 to ``OUT/<detector>/<category>/<detector>_<file>.csv`` in NAB's result format
 (``timestamp,value,anomaly_score,label``); the summary is printed, as JSON with ``--json``.
 """
@@ -79,6 +80,7 @@ def run(data: Path, labels: Path, out: Path, detector: str) -> dict[str, Any]:
     files = sorted(data.rglob("*.csv"))
     if not files:
         raise SystemExit(f"no CSV files found under {data}")
+
     started = time.perf_counter()
     scored: list[FileRows] = []
     for path in files:
@@ -89,6 +91,7 @@ def run(data: Path, labels: Path, out: Path, detector: str) -> dict[str, Any]:
         write_result(out, detector, relative, rows)
         scored.append(rows)
     elapsed = time.perf_counter() - started
+
     result = sweep(scored)
     categories: dict[str, list[FileRows]] = {}
     for rows in scored:

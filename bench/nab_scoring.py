@@ -9,9 +9,9 @@ Rules, as NAB defines them (numenta/NAB, ``nab/sweeper.py``):
   ``scaled_sigmoid(position) / scaled_sigmoid(-1)`` times the true positive weight, where
   ``position = -(right - i + 1) / width`` runs from -1 at the left edge to about 0 at the right.
 * A window without a detection costs the false negative weight (1.0).
-* Every detection outside a window costs ``fp_weight * scaled_sigmoid(distance)``, where
+* Every detection outside a window costs ``fp_weight * scaled_sigmoid(distance)``. The
   ``distance`` is how far past the previous window's right edge the row lies, in window widths
-  (``width - 1`` rows); with no previous window the cost is the full ``fp_weight``.
+  of ``width - 1`` rows. With no previous window the cost is the full ``fp_weight``.
 * One threshold is chosen for the whole corpus: the one that maximizes the summed raw score.
 * The reported score is ``100 * (raw - null) / (perfect - null)``. The null detector never fires
   (every window costs 1); the perfect one fires once at the first scored row of every window.
@@ -44,9 +44,9 @@ def probation_rows(n_rows: int) -> int:
 class FileRows:
     """The rows of one data file ready for the sweep.
 
-    ``weight[i]`` is what a detection at row i earns (positive in a window, negative outside);
-    ``window[i]`` is the index of the window row i falls in, or -1; ``scored[i]`` is False in the
-    probation period. ``windows`` counts windows that hold at least one scored row.
+    ``weight[i]`` is what a detection at row i earns, positive in a window and negative outside.
+    ``window[i]`` is the index of the window that contains row i, or -1. ``scored[i]`` is False
+    in the probation period. ``windows`` counts windows that contain at least one scored row.
     """
 
     name: str
@@ -142,6 +142,7 @@ def sweep(files: list[FileRows], fn_weight: float = 1.0) -> SweepResult:
     all_weights = np.concatenate(weights)
     all_windows = np.concatenate(window_ids)
     order = np.argsort(-all_scores, kind="stable")
+
     null = -fn_weight * total_windows
     best_window = np.full(max(offset, 1), -fn_weight)
     total = null
@@ -160,6 +161,7 @@ def sweep(files: list[FileRows], fn_weight: float = 1.0) -> SweepResult:
         )
         if last_of_tie and total > best[0]:
             best = (total, float(ordered_scores[position]))
+
     perfect = sum(item.perfect for item in files)
     raw, threshold = best
     normalized = 100.0 * (raw - null) / (perfect - null) if perfect != null else 0.0

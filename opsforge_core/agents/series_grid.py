@@ -1,9 +1,9 @@
 """Preparation of a raw metric series on a regular time grid.
 
-``prepare`` sorts the samples, merges duplicate timestamps (mean), turns counters into
-per-second rates with resets handled, bins the samples to a regular step with the mean, fills
-gaps of at most ``MAX_FILL_STEPS`` bins by linear interpolation and leaves longer gaps as NaN,
-never as zero or a straight line. It reports the share of bins that held data as ``coverage``.
+``prepare`` sorts the samples and merges duplicate timestamps by their mean. It turns counters
+into per-second rates with resets handled, and bins the samples to a regular step by their
+mean. Gaps of at most ``MAX_FILL_STEPS`` bins are interpolated linearly. Longer gaps stay NaN,
+never zero or a straight line. ``coverage`` is the share of bins that held data.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ def _fill_short_gaps(values: np.ndarray, max_steps: int) -> np.ndarray:
         .interpolate(method="linear", limit=max_steps, limit_area="inside")
         .to_numpy(copy=True)
     )
-    # pandas fills the first ``max_steps`` bins of a long gap too; put those back to NaN.
+    # pandas also fills the first ``max_steps`` bins of a long gap, so those go back to NaN.
     missing = np.isnan(values)
     if missing.any():
         edges = np.diff(np.concatenate(([0], missing.astype(np.int8), [0])))

@@ -197,7 +197,7 @@ def test_seasonal_scores_use_only_past_points():
 
 
 def test_seasonal_missing_phase_detected():
-    # A daily square wave that stays low on the fourth day: only the seasonal term sees it.
+    # A daily square wave stays low on the fourth day, which only the seasonal term detects.
     period = 48
     cycle = np.where(np.arange(period * 5) % period < period // 2, 20.0, 80.0)
     values = cycle + np.random.default_rng(13).normal(0.0, 1.0, cycle.size)
