@@ -196,6 +196,10 @@ async def _read_json(request: Request, limit: int) -> Any:
         raise ApiError(
             400, f"request body is not valid JSON: {exc}", "body", "send a JSON object"
         ) from exc
+    except RecursionError as exc:
+        raise ApiError(
+            400, "request body is nested too deeply", "body", "flatten the JSON document"
+        ) from exc
 
 
 def _too_large(limit: int) -> ApiError:
@@ -390,6 +394,12 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         error = ApiError(exc.status_code, str(exc.detail), None, None, exc.headers)
         return respond(request, error)
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        # Errors outside ``_call`` land here. Starlette logs the traceback after this response.
+        fix = "retry later; see server logs"
+        return respond(request, ApiError(500, f"internal error ({type(exc).__name__})", None, fix))
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -284,6 +284,10 @@ def _gateway_body(event: dict[str, Any], limit: int) -> dict[str, Any]:
         raise BadEventError(
             400, "body", f"request body is not valid JSON: {exc}", "send a JSON object"
         ) from exc
+    except RecursionError as exc:
+        raise BadEventError(
+            400, "body", "request body is nested too deeply", "flatten the JSON document"
+        ) from exc
     if not isinstance(payload, dict):
         raise BadEventError(
             400,

@@ -89,7 +89,9 @@ def test_body_over_limit_is_413(tmp_path: Path) -> None:
     assert streamed.json()["field"] == "body"
 
 
-@pytest.mark.parametrize("body", [b"", b"not json", b'{"alerts": ['])
+@pytest.mark.parametrize(
+    "body", [b"", b"not json", b'{"alerts": [', b"[" * 100_000 + b"]" * 100_000]
+)
 def test_invalid_json_is_400(api: ApiServer, body: bytes) -> None:
     response = httpx.post(f"{api.url}/api/v1/events", content=body, headers=AUTH)
 

@@ -46,6 +46,7 @@ def _alerts_event(alerts: Any) -> dict[str, Any]:
         ("not json", "body"),
         ("", "body"),
         ("[1, 2]", "body"),
+        ("[" * 100_000 + "]" * 100_000, "body"),
         ("{}", "payload"),
         ('{"alerts": [], "metrics": []}', "alerts"),
     ],
