@@ -212,3 +212,29 @@ def test_cloudwatch_ok_closes_incident(lambda_env: ModuleType, events_dir: Path)
     assert alert.status == "resolved"
     assert alert.duration_seconds == 1457.485
     assert store.get_incident(opened["incidents_opened"][0]).status == "resolved"
+
+
+def test_separate_resolutions_close_once(lambda_env: ModuleType, events_dir: Path) -> None:
+    event = load_event(events_dir, "eventbridge_opsforge_alerts.json")
+    opened = body_of(lambda_env.lambda_handler(event, context()))
+    incident_id = opened["incidents_opened"][0]
+    crash, latency = event["detail"]["alerts"]
+
+    def resolution(alert: dict, ends_at: str) -> dict:
+        resolved = copy.deepcopy(event)
+        resolved["id"] = f"resolve-{alert['name']}"
+        resolved["detail"]["alerts"] = [alert | {"status": "resolved", "ends_at": ends_at}]
+        return resolved
+
+    first = body_of(lambda_env.lambda_handler(resolution(crash, "2026-11-20T10:20:00Z"), None))
+    second = body_of(lambda_env.lambda_handler(resolution(latency, "2026-11-20T10:30:00Z"), None))
+
+    # The second delivery contains only HighLatency, so the feed supplies PodCrashLooping's state.
+    assert first["incidents_closed"] == []
+    assert any(incident_id in note for note in first["notes"])
+    assert second["incidents_closed"] == [incident_id]
+    report = _store().get_incident(incident_id)
+    assert report.status == "resolved"
+    assert "2026-11-20T10:30:00Z" in report.resolution_notes
+    ends = sorted(a.ends_at.isoformat() for a in report.alerts)
+    assert ends == ["2026-11-20T10:20:00+00:00", "2026-11-20T10:30:00+00:00"]
