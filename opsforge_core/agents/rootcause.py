@@ -108,7 +108,8 @@ class RootCauseAgent(Agent):
         if not ctx.symptom and ctx.alerts:
             everything = collect_evidence(verdicts, [], metric, spans)
             incident, incident_note, since = _incident_scope(ctx.alerts, graph, everything)
-        evidence = collect_evidence(verdicts, ctx.alerts, metric, spans, since)
+        steady = _without_flapping(ctx.alerts)
+        evidence = collect_evidence(verdicts, steady, metric, spans, since)
         sick = {s: e for s, e in evidence.items() if e.strength >= self.min_strength}
         steps.append(_evidence_step(verdicts, sick, graph_note, metric))
 
@@ -302,6 +303,14 @@ def _scope(
     )
 
 
+def _without_flapping(alerts: list[Alert]) -> list[Alert]:
+    """Drop flapping alerts: a rule crossing its threshold again and again says little about
+    where a fault began. A flapping service's metrics still count."""
+    unique, _ = deduplicate(alerts)
+    flapping = {f["fingerprint"] for f in find_flapping(unique)}
+    return [a for a in alerts if a.fingerprint not in flapping]
+
+
 def _incident_scope(
     alerts: list[Alert], graph: ServiceGraph | None, anomalous: dict[str, ServiceEvidence]
 ) -> tuple[set[str] | None, str, float | None]:
@@ -329,8 +338,16 @@ def _incident_scope(
         return scope
 
     def backing(group: AlertGroup) -> int:
-        start = group.start.timestamp() - GROUP_WINDOW.total_seconds()
-        return sum(1 for s in reach(group) if s in anomalous and anomalous[s].end >= start)
+        """Count services next to the group whose metric anomaly began during it."""
+        slack = GROUP_WINDOW.total_seconds()
+        start = group.start.timestamp() - slack
+        ends = [a.ends_at.timestamp() if a.ends_at else math.inf for a in group.alerts]
+        end = max(ends) + slack
+        nearby = reach(group)
+        if graph is not None:
+            for service in group.services:
+                nearby |= graph.dependents(service)
+        return sum(1 for s in nearby if s in anomalous and start <= anomalous[s].onset <= end)
 
     main = max(
         groups,
