@@ -180,11 +180,6 @@ class DynamoDBStore(FeedMixin, MemoryMixin, Store):
                     f"{table} {target}: status is {report.status!r}, expected {expected_status!r}"
                 )
             change(report)
-            condition = "version = :version"
-            values = {":version": item["version"]}
-            if expected_status is not None:
-                condition += " AND #status = :expected"
-                values[":expected"] = expected_status
             try:
                 self.tables.call(
                     "put_item",
@@ -192,13 +187,7 @@ class DynamoDBStore(FeedMixin, MemoryMixin, Store):
                     target,
                     TableName=table,
                     Item=serialize(self._incident_item(report)),
-                    ConditionExpression=condition,
-                    ExpressionAttributeValues=serialize(values),
-                    **(
-                        {"ExpressionAttributeNames": {"#status": "status"}}
-                        if expected_status is not None
-                        else {}
-                    ),
+                    **_unchanged_since_read(item, expected_status),
                 )
             except ConflictError:
                 logger.debug("%s %s changed while updating; retrying", table, target)
@@ -253,6 +242,27 @@ class DynamoDBStore(FeedMixin, MemoryMixin, Store):
         )
         found = [i for i in items if wanted.intersection(i.get("fingerprints") or [])]
         return [records.summary_from_index(i) for i in found]
+
+
+def _unchanged_since_read(item: dict[str, Any], expected_status: str | None) -> dict[str, Any]:
+    """Build the condition that the stored incident still has the version (and status) read."""
+    names: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    if item.get("version") is None:
+        condition = "attribute_not_exists(version)"
+    else:
+        condition = "version = :version"
+        values[":version"] = item["version"]
+    if expected_status is not None:
+        condition += " AND #status = :expected"
+        names["#status"] = "status"
+        values[":expected"] = expected_status
+    kwargs: dict[str, Any] = {"ConditionExpression": condition}
+    if names:
+        kwargs["ExpressionAttributeNames"] = names
+    if values:
+        kwargs["ExpressionAttributeValues"] = serialize(values)
+    return kwargs
 
 
 def _time_condition(filters: IncidentFilter, values: dict[str, Any]) -> str:

@@ -219,21 +219,23 @@ _FIRST_WRITE_FIELDS = (
 
 
 def _occurrence_update(item: dict[str, Any], incident_id: str, when: datetime) -> dict[str, Any]:
-    """Build an UpdateItem expression that creates the pattern or counts one occurrence."""
+    """Build an UpdateItem expression that creates the pattern or counts one occurrence.
+
+    ``ADD`` increments atomically and starts a missing counter at zero, so a new pattern has
+    one occurrence whatever count the caller's copy carried.
+    """
     fields = [*_FIRST_WRITE_FIELDS, "occurrences", "last_seen"]
     names = {f"#{field}": field for field in fields}
     names["#last_id"] = "last_incident_id"
     values = {f":{field}": item.get(field, "") for field in _FIRST_WRITE_FIELDS}
-    values[":initial"] = item.get("occurrences", 0)
     values[":one"] = 1
     values[":when"] = iso(when)
     values[":last_id"] = incident_id
     sets = [f"#{field} = if_not_exists(#{field}, :{field})" for field in _FIRST_WRITE_FIELDS]
-    sets.append("#occurrences = if_not_exists(#occurrences, :initial) + :one")
     sets.append("#last_seen = :when")
     sets.append("#last_id = :last_id")
     return {
-        "UpdateExpression": "SET " + ", ".join(sets),
+        "UpdateExpression": "SET " + ", ".join(sets) + " ADD #occurrences :one",
         "ExpressionAttributeNames": names,
         "ExpressionAttributeValues": serialize(values),
     }

@@ -92,7 +92,9 @@ class SQLiteMemoryMixin:
         table = self.names["patterns"]
         _check_pattern(table, pattern)
         with self.db.writing(f"{table} pattern_id={pattern.pattern_id!r}") as conn:
-            doc = self._read_pattern(conn, pattern.pattern_id) or normalize(pattern.to_dict())
+            stored = self._read_pattern(conn, pattern.pattern_id)
+            # A new pattern starts at one occurrence, as DynamoDB's ADD does.
+            doc = stored or {**normalize(pattern.to_dict()), "occurrences": 0}
             doc["occurrences"] = int(doc.get("occurrences") or 0) + 1
             doc["last_seen"] = normalize(when)
             doc["last_incident_id"] = incident_id

@@ -56,6 +56,12 @@ def test_record_occurrence_creates_then_counts(store):
     assert store.get_pattern("pat-1").occurrences == 2
 
 
+def test_record_occurrence_new_starts_at_one(store):
+    pattern = make_pattern()
+    pattern.occurrences = 9
+    assert store.record_pattern_occurrence(pattern, "inc-1", BASE_TIME).occurrences == 1
+
+
 def test_record_occurrence_keeps_corrected_root_cause(store):
     store.record_pattern_occurrence(make_pattern(), "inc-1", BASE_TIME)
     store.add_pattern_feedback("pat-1", confirmed=False, root_cause="database")

@@ -190,3 +190,14 @@ def test_open_store_dynamodb_uses_injected_client():
     store = open_store(settings, client=NoCallClient())
     assert isinstance(store, DynamoDBStore)
     assert store.names["feed"] == "x-event-feed"
+
+
+def test_update_item_without_version(dynalite, dynalite_client):
+    store = dynamodb_store(dynalite_client, dynalite.endpoint)
+    store.init()
+    report = make_report("inc-old")
+    item = {**incident_index(report), "doc": incident_document(report)}
+    dynalite_client.put_item(TableName=store.names["incidents"], Item=serialize(item))
+    resolved = store.update_incident_status("inc-old", "resolved", expected_status="open")
+    assert resolved.status == "resolved"
+    assert store.get_incident("inc-old").status == "resolved"
