@@ -140,20 +140,20 @@ def _bad_deploy(ctx: BuildContext, root: str) -> FaultPlan:
 
 
 def _network_latency(ctx: BuildContext, root: str) -> FaultPlan:
-    # NOTE: the delay sits on the path between one caller and ``root``. Only that caller and
-    # its upstream see slower calls; the callee's own metrics stay normal, because it measures
-    # latency on the server side. The ground truth names the link.
-    callers = sorted(c for c in ctx.graph.dependents(root) if ctx.specs[c].tier in {"app", "edge"})
-    caller = str(ctx.rng.choice(callers))
-    added_ms = ctx.rng.uniform(3.0, 6.0) * ctx.specs[caller].latency_slo_ms
+    # The fault sits on the caller's side (its node's network path to one dependency, say a
+    # full conntrack table), so ``root`` is the caller. Calls to that one callee slow down and
+    # time out. The callee's own metrics stay normal because it measures server-side latency.
+    callees = sorted(ctx.graph.dependencies(root))
+    callee = str(ctx.rng.choice(callees))
+    added_ms = ctx.rng.uniform(3.0, 6.0) * ctx.specs[root].latency_slo_ms
     effects = [
-        Effect(caller, "latency_p99_ms", "add", added_ms, 30.0, _ramp(90)),
-        Effect(caller, "error_rate", "add", 0.07, 120.0, _ramp(120)),
+        Effect(root, "latency_p99_ms", "add", added_ms, 30.0, _ramp(90)),
+        Effect(root, "error_rate", "add", 0.07, 120.0, _ramp(120)),
     ]
     effects += spread_upstream(
-        ctx.graph, caller, ctx.rng, onset_s=150.0, latency_ms=added_ms, error_rate=0.05
+        ctx.graph, root, ctx.rng, onset_s=150.0, latency_ms=added_ms, error_rate=0.05
     )
-    return FaultPlan("", "network_latency", root, effects, details={"link": [caller, root]})
+    return FaultPlan("", "network_latency", root, effects, details={"link": [root, callee]})
 
 
 def _cache_failure(ctx: BuildContext, root: str) -> FaultPlan:
@@ -230,8 +230,8 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("bad_deploy", "bad_deploy", "a new version rolls out, then requests fail",
                  ("checkout", "payments", "orders", "users", "search", "inventory"), _bad_deploy),
         Scenario("network_latency", "network_latency",
-                 "packets between a caller and one dependency are delayed",
-                 ("payments", "inventory", "users", "orders", "search"), _network_latency),
+                 "packets from a service to one of its dependencies are delayed",
+                 ("checkout", "orders", "search", "users", "inventory"), _network_latency),
         Scenario("cache_failure", "cache_failure",
                  "the cache evicts everything and misses fall through to the databases",
                  ("redis",), _cache_failure),

@@ -32,12 +32,6 @@ def _incident_alerts(run: ScenarioRun) -> list[Alert]:
     return [a for a in run.alerts if a.fingerprint in wanted]
 
 
-def _first_symptom_service(run: ScenarioRun) -> str:
-    truth = run.ground_truth
-    # A network fault shows first at the caller of the slow link.
-    return truth["link"][0] if truth["fault_kind"] == "network_latency" else truth["root_cause"]
-
-
 @pytest.mark.parametrize("name", sorted(SCENARIOS))
 def test_generate_ground_truth_per_scenario(runs, name: str) -> None:
     for seed in SEEDS:
@@ -50,7 +44,7 @@ def test_generate_ground_truth_per_scenario(runs, name: str) -> None:
         assert truth["incident_fingerprints"], f"{name} seed {seed} caused no alert"
         assert set(truth["incident_fingerprints"]) <= fingerprints
         assert not set(truth["incident_fingerprints"]) & set(truth["noise_fingerprints"])
-        first = _first_symptom_service(run)
+        first = run.ground_truth["root_cause"]
         assert first in {a.service for a in _incident_alerts(run)}, f"{name} seed {seed}"
 
 
@@ -63,7 +57,7 @@ def test_generate_incident_alerts_start_after_fault(runs, name: str) -> None:
         for alert in _incident_alerts(run):
             assert alert.starts_at >= start, f"{alert.name} on {alert.service} before the fault"
             first_by_service.setdefault(alert.service, alert.starts_at)
-        origin = _first_symptom_service(run)
+        origin = run.ground_truth["root_cause"]
         graph = default_graph()
         for service, first in first_by_service.items():
             if origin in graph.downstream(service):
@@ -203,7 +197,7 @@ def test_generate_bad_deploy_changes_version_label(runs) -> None:
 def test_generate_network_latency_names_the_link(runs) -> None:
     run = runs[("network_latency", 0)]
     caller, callee = run.ground_truth["link"]
-    assert callee == run.ground_truth["root_cause"]
+    assert caller == run.ground_truth["root_cause"]
     assert callee in default_graph().dependencies(caller)
     assert not [a for a in _incident_alerts(run) if a.service == callee]
 
