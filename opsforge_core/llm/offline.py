@@ -52,19 +52,10 @@ def rule_severity(request: SynthesisRequest) -> str:
 
 
 def _root_cause(request: SynthesisRequest) -> tuple[str, str, list[str]]:
-    """Return (service, source, evidence) by the precedence the orchestrator documents."""
-    rootcause = fx.ok_result(request.results, "rootcause")
-    if rootcause is not None:
-        named = rootcause.findings.get("root_cause")
-        ranked = fx.ranking(request.results)
-        top = fx.entry_service(ranked[0]) if ranked else None
-        if isinstance(named, str) and named:
-            evidence = ["rootcause.root_cause"]
-            if top == named:
-                evidence.append("rootcause.ranking[0]")
-            return named, "rootcause", evidence
-        if top:
-            return top, "rootcause", ["rootcause.ranking[0]"]
+    """Return (service, source, evidence): rootcause agent, rule, earliest anomaly or alert."""
+    found = _from_rootcause(request)
+    if found is not None:
+        return found
     if request.rule_root_cause:
         return request.rule_root_cause, "rule", []
     anomalies = fx.earliest_anomalies(request.results, limit=1)
@@ -75,6 +66,30 @@ def _root_cause(request: SynthesisRequest) -> tuple[str, str, list[str]]:
     if alert is not None:
         return alert.service, "alert", []
     return "unknown", "alert", []
+
+
+def _from_rootcause(request: SynthesisRequest) -> tuple[str, str, list[str]] | None:
+    """Return the rootcause agent's verdict, or the request's rule root cause among its ranks.
+
+    The orchestrator sets ``rule_root_cause`` to a service operators taught for this alert
+    signature; it wins over the agent's top rank when the agent ranked that service too.
+    """
+    rootcause = fx.ok_result(request.results, "rootcause")
+    if rootcause is None:
+        return None
+    ranked = [fx.entry_service(entry) for entry in fx.ranking(request.results)]
+    named = rootcause.findings.get("root_cause")
+    rule = request.rule_root_cause
+    if rule and rule != named and rule in ranked:
+        return rule, "rootcause", [f"rootcause.ranking[{ranked.index(rule)}]"]
+    if isinstance(named, str) and named:
+        evidence = ["rootcause.root_cause"]
+        if named in ranked:
+            evidence.append(f"rootcause.ranking[{ranked.index(named)}]")
+        return named, "rootcause", evidence
+    if ranked and ranked[0]:
+        return ranked[0], "rootcause", ["rootcause.ranking[0]"]
+    return None
 
 
 def _fault_kind(request: SynthesisRequest, root_cause: str) -> str:

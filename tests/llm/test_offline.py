@@ -74,3 +74,15 @@ def test_synthesize_offline_provider():
     result = synthesize(make_request(), Settings(llm_provider="offline"))
     assert result.provider == "offline"
     assert result.fallback is False
+
+
+def test_offline_taught_root_cause_among_ranks():
+    # The orchestrator passes a root cause operators taught; the agent ranked it second.
+    result = offline_synthesis(make_request(rule_root_cause="api"))
+    assert result.root_cause == "api"
+    assert result.evidence[0] == "rootcause.ranking[1]"
+
+
+def test_offline_rule_root_cause_outside_ranks_ignored():
+    result = offline_synthesis(make_request(rule_root_cause="billing"))
+    assert result.root_cause == "db"
