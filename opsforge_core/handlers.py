@@ -4,8 +4,11 @@
                               start one analysis for new serious alerts, and close incidents
                               whose alerts are all resolved
     handle_metrics(payload)   parse and append metric batches to the event feed
-    handle_events(payload)    whatever the payload holds: alerts, metrics or both
+    handle_events(payload)    alerts, metrics or both, whatever the payload contains
     handle_incident(payload)  analyze the given alerts and metrics now
+
+Every entry point stores all the valid records of the payload, so metric series that arrive
+with alerts (or alerts with metrics) are kept as well.
 
 Each returns a ``HandlerResult`` that lists what was accepted, what was rejected (with the
 field and the reason), what was a repeat, and which incidents were opened or closed. Records
