@@ -7,8 +7,9 @@
     handle_events(payload)    alerts, metrics or both, whatever the payload contains
     handle_incident(payload)  analyze the given alerts and metrics now
 
-Every entry point stores all the valid records of the payload, so metric series that arrive
-with alerts (or alerts with metrics) are kept as well.
+The first three store every valid record of the payload, so metric series that arrive with
+alerts (or alerts with metrics) are kept as well. ``handle_incident`` records only the alerts,
+because a repeated analysis request would append its metric batches to the feed again.
 
 Each returns a ``HandlerResult`` that lists what was accepted, what was rejected (with the
 field and the reason), what was a repeat, and which incidents were opened or closed. Records
