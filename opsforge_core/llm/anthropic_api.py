@@ -28,7 +28,6 @@ class AnthropicProvider(LLMProvider):
 
     def __init__(self, settings: Settings, client: Any = None) -> None:
         self.model_id = settings.model_id
-        self.region = "api"
         self._settings = settings
         self._client = client
 

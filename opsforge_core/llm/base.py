@@ -1,6 +1,6 @@
 """LLM provider interface and the synthesis request.
 
-``opsforge_core.llm.synthesize(request, settings, on_text)`` is the one entry point the
+``opsforge_core.llm.synthesize(request, settings, provider, on_text)`` is the one entry point the
 orchestrator calls. It builds the prompt, calls the configured provider through the shared
 rate limiter and retry layer, validates the answer, and falls back to the offline synthesis
 (marked ``fallback=True`` with the reason) when the provider fails or answers badly.
@@ -52,6 +52,8 @@ class LLMProvider(ABC):
 
     name: str = "provider"
     model_id: str = ""
+    # Cloud region the calls go to, for error messages; empty for a global endpoint.
+    region: str = ""
 
     @abstractmethod
     def complete(

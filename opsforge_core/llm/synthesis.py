@@ -50,7 +50,9 @@ def synthesize(
 
     ``provider`` is a provider object, a provider name, or None for the settings' choice.
     ``client`` is an SDK client handed to a provider built here (tests point it at a local
-    server). Streamed text goes to ``on_text`` as it arrives.
+    server). Streamed text goes to ``on_text`` as it arrives, in the caller's thread.
+    NOTE: text of an attempt that fails mid-stream, and of the repair request, is streamed
+    too, so a caller that shows the stream should replace it with the returned synthesis.
     """
     settings = settings or Settings.from_env()
     baseline = offline_synthesis(request)
@@ -59,6 +61,7 @@ def synthesize(
         if llm is not None:
             llm.check()
     except (ConfigError, LLMError) as exc:
+        logger.warning("synthesis of %s uses the offline rules: %s", request.incident_id, exc)
         return fallback(baseline, f"LLM provider unavailable: {exc}")
     if llm is None:
         return baseline
@@ -69,14 +72,10 @@ def synthesize(
     return run.execute(on_text)
 
 
-def fallback(baseline: Synthesis, reason: str, **usage: Any) -> Synthesis:
+def fallback(baseline: Synthesis, reason: str) -> Synthesis:
     """Return a copy of the offline synthesis marked as a fallback for ``reason``."""
     return dataclasses.replace(
-        baseline,
-        fallback=True,
-        fallback_reason=reason,
-        flags=list(baseline.flags),
-        **usage,
+        baseline, fallback=True, fallback_reason=reason, flags=list(baseline.flags)
     )
 
 
@@ -221,8 +220,7 @@ class _Run:
             self._on_text(text)
 
     def _label(self) -> str:
-        region = getattr(self.llm, "region", "")
-        where = f" in {region}" if region and region != "api" else ""
+        where = f" in {self.llm.region}" if self.llm.region else ""
         return f"{self.llm.name} {self.llm.model_id}{where}"
 
 
