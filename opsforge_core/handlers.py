@@ -248,12 +248,7 @@ def _parse(payload: Any, settings: Settings) -> IngestBatch:
     if payload is None:
         raise IngestError("body", "missing; send a JSON object")
     # Over-limit payloads raise LimitExceededError (HTTP 413): they are never truncated.
-    limits = IngestLimits(
-        max_bytes=settings.api_max_body_bytes,
-        max_alerts=settings.api_max_alerts,
-        max_total_points=settings.api_max_points,
-    )
-    return parse_payload(payload, limits=limits)
+    return parse_payload(payload, limits=IngestLimits.from_settings(settings))
 
 
 def _split_options(payload: Any) -> tuple[dict[str, Any], Any]:
