@@ -317,3 +317,17 @@ def test_logs_are_json_with_request_ids(lambda_env: ModuleType, events_dir: Path
         assert line["aws_request_id"] == "lambda-abc"
         assert line["request_id"] == "c6af9ac6-7b61-11e6-9a41-93e8deadbeef"
         assert line["level"] in ("INFO", "WARNING", "ERROR")
+
+
+def test_alert_count_over_limit_is_413(
+    lambda_env: ModuleType, events_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPSFORGE_API_MAX_ALERTS", "1")
+    lambda_env.set_runtime()
+    event = load_event(events_dir, "apigw_v1_analyze.json")  # two alerts
+
+    response = lambda_env.lambda_handler(event, context())
+
+    assert response["statusCode"] == 413
+    assert body_of(response)["field"]
+    assert open_store(Settings.from_env()).recent_alerts().items == []
