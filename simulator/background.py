@@ -30,6 +30,8 @@ NOISY_METRICS: dict[str, float] = {
 class Background:
     effects: list[Effect] = field(default_factory=list)
     restarts: list[tuple[str, float]] = field(default_factory=list)
+    # (service, old version, new version, seconds) when the routine restart is a deploy
+    version_change: tuple[str, str, str, float] | None = None
     # (service, metric, "spike" or "flapping") for each noisy series
     noisy_series: list[tuple[str, str, str]] = field(default_factory=list)
 
@@ -63,7 +65,11 @@ def plan_background(
     duration_s: float,
     step_seconds: float,
 ) -> Background:
-    """Choose spikes, flapping series and one routine restart away from the fault."""
+    """Choose spikes, flapping series and one routine restart away from the fault.
+
+    Half the time the restart is a routine deploy, with a new version and a change event,
+    which is the decoy a change-correlation check has to see past.
+    """
     background = Background()
     pool = _candidates(specs, plan)
     if pool:
@@ -89,7 +95,11 @@ def plan_background(
     ]
     if counters:
         service = str(rng.choice(counters))
-        background.restarts.append((service, rng.uniform(0.1, 0.9) * duration_s))
+        at = rng.uniform(0.1, 0.9) * duration_s
+        background.restarts.append((service, at))
+        if rng.random() < 0.5:
+            spec = specs[service]
+            background.version_change = (service, spec.version, spec.next_version(), at)
     return background
 
 

@@ -61,13 +61,35 @@ def _restart_indexes(
     return [timeline.index_at(t) for t in times]
 
 
-def _version_at(spec: ServiceSpec, plan: FaultPlan, timeline: Timeline, epoch: float) -> str:
-    change = plan.version_change
-    if change and change[0] == spec.name and epoch >= timeline.fault_start + change[3]:
-        return change[2]
-    if change and change[0] == spec.name:
-        return change[1]
-    return spec.version
+@dataclass(frozen=True)
+class Deploy:
+    """A version change at epoch ``at``; ``caused`` is True for the fault's own deploy."""
+
+    service: str
+    old: str
+    new: str
+    at: float
+    caused: bool
+
+
+def deploys_of(plan: FaultPlan, background: Background, timeline: Timeline) -> list[Deploy]:
+    """Return the fault's deploy and the routine one, with absolute times."""
+    found = []
+    if plan.version_change:
+        service, old, new, offset = plan.version_change
+        found.append(Deploy(service, old, new, timeline.fault_start + offset, True))
+    if background.version_change:
+        service, old, new, offset = background.version_change
+        found.append(Deploy(service, old, new, timeline.start + offset, False))
+    return found
+
+
+def _version_at(spec: ServiceSpec, deploys: list[Deploy], epoch: float) -> str:
+    version = spec.version
+    for deploy in sorted(deploys, key=lambda d: d.at):
+        if deploy.service == spec.name:
+            version = deploy.new if epoch >= deploy.at else version
+    return version
 
 
 def _series_values(
@@ -96,7 +118,7 @@ def _fire(
     metric: str,
     quiet: np.ndarray,
     faulty: np.ndarray,
-    plan: FaultPlan,
+    deploys: list[Deploy],
     timeline: Timeline,
 ) -> list[FiredAlert]:
     fired: list[FiredAlert] = []
@@ -117,7 +139,7 @@ def _fire(
                 value=value,
                 starts_at=fire_time,
                 ends_at=end_time,
-                version=_version_at(spec, plan, timeline, fire_time),
+                version=_version_at(spec, deploys, fire_time),
                 step_seconds=timeline.step_seconds,
             )
             fired.append(FiredAlert(alert, caused, episode, rule, value))
@@ -136,6 +158,7 @@ def simulate(
     if keys is None:
         keys = [(name, metric) for name in sorted(specs) for metric in specs[name].metrics]
     fault_effects = plan.by_series()
+    deploys = deploys_of(plan, background, timeline)
     quiet_effects: dict[tuple[str, str], list[Effect]] = {}
     for effect in background.effects:
         quiet_effects.setdefault((effect.service, effect.metric), []).append(effect)
@@ -156,7 +179,7 @@ def simulate(
             values = counter_from_rate(faulty, timeline.step_seconds, restarts, initial)
         else:
             values = faulty
-            fired += _fire(spec, metric, quiet, faulty, plan, timeline)
+            fired += _fire(spec, metric, quiet, faulty, deploys, timeline)
         series.append(
             MetricSeries(service, metric, timeline.timestamps, values, meta.unit, meta.kind)
         )

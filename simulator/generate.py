@@ -22,7 +22,7 @@ from opsforge_core.models import Alert, MetricSeries, iso, json_safe, utc
 from opsforge_core.topology import ServiceGraph
 from simulator.background import Background, plan_background
 from simulator.effects import FaultPlan
-from simulator.engine import FiredAlert, Timeline, simulate
+from simulator.engine import Deploy, FiredAlert, Timeline, deploys_of, simulate
 from simulator.rules import deploy_alert
 from simulator.scenarios import BuildContext, get_scenario
 from simulator.topology import SERVICES, ServiceSpec, default_graph
@@ -144,12 +144,13 @@ def _ground_truth(
     fault_start: float,
     fired: list[FiredAlert],
     background: Background,
-    extra_incident: list[Alert],
+    events: list[tuple[Alert, bool]],
 ) -> dict[str, Any]:
-    incident = sorted(
-        {f.alert.fingerprint for f in fired if f.caused} | {a.fingerprint for a in extra_incident}
+    caused = [(f.alert, f.caused) for f in fired] + events
+    incident = sorted({alert.fingerprint for alert, by_fault in caused if by_fault})
+    noise = sorted(
+        {alert.fingerprint for alert, by_fault in caused if not by_fault} - set(incident)
     )
-    noise = sorted({f.alert.fingerprint for f in fired if not f.caused} - set(incident))
     episodes: dict[str, int] = {}
     for f in fired:
         episodes[f.alert.fingerprint] = episodes.get(f.alert.fingerprint, 0) + 1
@@ -182,17 +183,22 @@ def run_plan(
     graph: ServiceGraph,
     timeline: Timeline,
     rng: np.random.Generator,
-) -> tuple[list[MetricSeries], list[FiredAlert], list[Alert], Background]:
-    """Simulate a built plan with background noise; return series, fired alerts, extra alerts
-    (deploy events) and the background that was added."""
+) -> tuple[list[MetricSeries], list[FiredAlert], list[tuple[Alert, bool]], Background]:
+    """Simulate a built plan with background noise.
+
+    Return the series, the fired alerts, the deploy events (each with whether the fault caused
+    it) and the background that was added.
+    """
     duration = float(timeline.timestamps[-1] - timeline.start) + timeline.step_seconds
     background = plan_background(specs, plan, rng, timeline.start, duration, timeline.step_seconds)
     series, fired = simulate(specs, plan, background, timeline, rng)
-    extra: list[Alert] = []
-    if plan.version_change:
-        service, old, new, offset = plan.version_change
-        extra.append(deploy_alert(specs[service], old, new, timeline.fault_start + offset))
-    return series, fired, extra, background
+    events = change_events(specs, deploys_of(plan, background, timeline))
+    return series, fired, events, background
+
+
+def change_events(specs: dict[str, ServiceSpec], deploys: list[Deploy]) -> list[tuple[Alert, bool]]:
+    """Return one DeploymentRolledOut event per deploy, with whether the fault caused it."""
+    return [(deploy_alert(specs[d.service], d.old, d.new, d.at), d.caused) for d in deploys]
 
 
 def generate(
@@ -225,9 +231,9 @@ def generate(
     graph = default_graph()
     ctx = BuildContext(graph, SERVICES, rng, horizon_s=duration_s - fault_offset)
     plan = definition.plan(ctx)
-    series, fired, extra, background = run_plan(plan, SERVICES, graph, timeline, rng)
-    alerts = add_duplicates([f.alert for f in fired] + extra, rng)
-    truth = _ground_truth(plan, timeline.fault_start, fired, background, extra)
+    series, fired, events, background = run_plan(plan, SERVICES, graph, timeline, rng)
+    alerts = add_duplicates([f.alert for f in fired] + [event for event, _ in events], rng)
+    truth = _ground_truth(plan, timeline.fault_start, fired, background, events)
     logger.debug(
         "generated %s seed=%d root=%s: %d series, %d alerts",
         scenario, seed, plan.root_cause, len(series), len(alerts),

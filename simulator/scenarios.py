@@ -122,8 +122,7 @@ def _db_pool_exhaustion(ctx: BuildContext, root: str) -> FaultPlan:
 
 def _bad_deploy(ctx: BuildContext, root: str) -> FaultPlan:
     old = ctx.specs[root].version
-    major, minor, patch = old.lstrip("v").split(".")
-    new = f"v{major}.{minor}.{int(patch) + 1}"
+    new = ctx.specs[root].next_version()
     added_ms = ctx.base(root, "latency_p99_ms") * 2.5
     effects = [
         Effect(root, "error_rate", "add", ctx.rng.uniform(0.1, 0.25), 60.0, _ramp(120)),

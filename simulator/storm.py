@@ -18,8 +18,14 @@ import numpy as np
 from opsforge_core.models import Alert
 from opsforge_core.topology import ServiceGraph
 from simulator.background import plan_background
-from simulator.engine import FiredAlert, Timeline, simulate
-from simulator.generate import ScenarioRun, _ground_truth, default_start, scenario_rng
+from simulator.engine import FiredAlert, Timeline, deploys_of, simulate
+from simulator.generate import (
+    ScenarioRun,
+    _ground_truth,
+    change_events,
+    default_start,
+    scenario_rng,
+)
 from simulator.rules import epoch_to_datetime, fingerprints_varying
 from simulator.scenarios import BuildContext, get_scenario
 from simulator.topology import EDGES, SERVICES, ServiceSpec
@@ -128,15 +134,18 @@ def generate_storm(
     keys = _series_keys(specs, n_series)
     series, fired = simulate(specs, plan, background, timeline, rng, keys)
 
+    events = change_events(specs, deploys_of(plan, background, timeline))[:n_alerts]
     n_repeats = int(n_alerts * STORM_DUPLICATE_SHARE) if n_alerts >= 40 else 0
-    sent = _fan_out(fired, specs, n_alerts - n_repeats, float(step_seconds), rng)
+    budget = n_alerts - n_repeats - len(events)
+    sent = _fan_out(fired, specs, budget, float(step_seconds), rng)
     alerts = [item.alert for item in sent]
     if n_repeats and alerts:
         # Repeated deliveries share the object: they are identical by definition.
         picks = rng.choice(len(alerts), size=n_repeats, replace=True)
         alerts += [alerts[int(i)] for i in picks.tolist()]
+    alerts += [event for event, _ in events]
     alerts.sort(key=lambda a: a.starts_at)
-    truth = _ground_truth(plan, timeline.fault_start, sent, background, [])
+    truth = _ground_truth(plan, timeline.fault_start, sent, background, events)
     logger.debug("storm seed=%d: %d cells, %d series, %d alerts", seed, cells, len(series),
                  len(alerts))  # fmt: skip
     return ScenarioRun(

@@ -92,6 +92,11 @@ class ServiceSpec:
     def baseline(self, metric: str) -> float:
         return self.baselines.get(metric, DEFAULT_BASELINES[metric])
 
+    def next_version(self) -> str:
+        """Return the version with its last number raised by one (``v2.14.0`` -> ``v2.14.1``)."""
+        head, _, last = self.version.rpartition(".")
+        return f"{head}.{int(last) + 1}"
+
 
 # Baselines used when a service does not set its own: average traffic, healthy system.
 DEFAULT_BASELINES: dict[str, float] = {

@@ -183,7 +183,7 @@ def test_generate_bad_deploy_changes_version_label(runs) -> None:
     run = runs[("bad_deploy", 0)]
     truth = run.ground_truth
     root = truth["root_cause"]
-    deploys = [a for a in run.alerts if a.name == "DeploymentRolledOut"]
+    deploys = [a for a in run.alerts if a.name == "DeploymentRolledOut" and a.service == root]
     assert len({a.fingerprint for a in deploys}) == 1
     assert deploys[0].labels["version"] == truth["version"]
     assert deploys[0].labels["previous_version"] == truth["previous_version"]
@@ -192,6 +192,23 @@ def test_generate_bad_deploy_changes_version_label(runs) -> None:
     assert errors
     assert all(a.labels["version"] == truth["version"] for a in errors)
     assert all(a.starts_at > deploys[0].starts_at for a in errors)
+
+
+def test_generate_routine_deploys_are_noise(runs) -> None:
+    routine = [
+        (run, alert)
+        for run in runs.values()
+        for alert in run.alerts
+        if alert.name == "DeploymentRolledOut" and alert.service != run.ground_truth["root_cause"]
+    ]
+    assert routine
+    for run, event in routine:
+        truth = run.ground_truth
+        assert event.fingerprint in truth["noise_fingerprints"]
+        assert event.service not in truth["affected_services"]
+        counter = _series(run, event.service, "http_requests_total")
+        index = int(np.searchsorted(counter.timestamps, event.starts_at.timestamp()))
+        assert counter.values[index] < counter.values[index - 1]
 
 
 def test_generate_network_latency_names_the_link(runs) -> None:
