@@ -27,6 +27,7 @@ FIT_POINTS = 360  # most recent points used for the trend
 MIN_POINTS = 12
 PI_Z = 1.96  # two-sided 95% prediction interval on the residual noise
 SLOPE_CONFIDENCE = 0.95
+MAX_HORIZON = 365 * 86400.0  # seconds; a crossing further out is reported as no crossing
 
 # Limits of gauges that exhaust a resource, by metric name. Values are in the metric's own
 # unit, so these apply only to percentages (checked in ``default_limit``).
@@ -42,8 +43,10 @@ class Forecast:
     """A gauge's trend and when it crosses ``limit``, with a 95% band on that time.
 
     ``status`` is ``crossing`` (an ETA is given), ``breached`` (already at or past the limit),
-    ``no_crossing`` (flat, falling or insignificant trend) or ``insufficient_data``. Times are
-    epoch seconds; ``eta_seconds`` counts from the last sample.
+    ``no_crossing`` (a flat, falling or insignificant trend, or a crossing beyond
+    ``MAX_HORIZON``) or ``insufficient_data``. Times are epoch seconds, and ``eta_seconds``
+    counts from the last sample. ``latest_ts`` is None when the band's late end is beyond
+    ``MAX_HORIZON``.
     """
 
     series_key: str
@@ -126,20 +129,36 @@ def forecast_crossing(
     if slope <= 0 or low <= 0:
         result.reason = _no_trend_reason(slope, low, high)
         return result
+    _fill_crossing(result, (pivot_t, pivot_v, slope, low, high, sd), last, float(ts[-1] - ts[0]))
+    return result
+
+
+def _fill_crossing(
+    result: Forecast, fit: tuple[float, float, float, float, float, float], last: float, span: float
+) -> None:
+    """Set the crossing time and its band on ``result`` from a significantly rising fit."""
+    pivot_t, pivot_v, slope, low, high, sd = fit
+    limit = result.limit
     crossing = _solve(pivot_t, pivot_v, slope, limit)
+    if crossing is None or crossing - last > MAX_HORIZON:
+        result.reason = (
+            f"rising {result.slope_per_hour:.4g}/h but reaches {limit:.4g} only after more "
+            f"than {MAX_HORIZON / 86400:.0f} days"
+        )
+        return
     earliest = _solve(pivot_t, pivot_v + PI_Z * sd, high, limit)
     latest = _solve(pivot_t, pivot_v - PI_Z * sd, low, limit)
     result.status = "crossing"
     result.crossing_ts = crossing
     result.eta_seconds = max(0.0, crossing - last)
     result.earliest_ts = max(last, earliest) if earliest is not None else None
-    result.latest_ts = latest
-    result.confidence = _confidence(slope, low, high, result.eta_seconds, float(ts[-1] - ts[0]))
+    # A late bound past the horizon means the band is open-ended.
+    result.latest_ts = latest if latest is not None and latest - last <= MAX_HORIZON else None
+    result.confidence = _confidence(slope, low, high, result.eta_seconds, span)
     result.reason = (
         f"rising {result.slope_per_hour:.4g}/h from {result.current:.4g}; "
         f"reaches {limit:.4g} in {_duration(result.eta_seconds)}"
     )
-    return result
 
 
 def _confidence(slope: float, low: float, high: float, eta: float, span: float) -> float:

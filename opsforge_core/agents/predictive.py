@@ -18,9 +18,13 @@ FORECAST_HORIZON = 7 * 86400.0  # crossings further out than this are listed but
 
 
 def _iso(epoch: float | None) -> str | None:
+    """Format epoch seconds as ISO 8601 UTC; None for None or a time no datetime can hold."""
     if epoch is None:
         return None
-    return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
+    try:
+        return datetime.fromtimestamp(epoch, tz=UTC).isoformat().replace("+00:00", "Z")
+    except (OverflowError, OSError, ValueError):
+        return None
 
 
 def anomaly_entry(anomaly: SeriesAnomaly) -> dict[str, Any]:

@@ -65,3 +65,25 @@ def test_default_limit_percent_gauges_only():
     assert default_limit(memory) == 95.0
     latency = MetricSeries("api", "latency_ms", np.array([T0]), np.array([1.0]), unit="ms")
     assert default_limit(latency) is None
+
+
+def test_crossing_beyond_horizon_not_reported():
+    # 0.01 points a day from 50%: the limit is more than ten years away.
+    rng = np.random.default_rng(3)
+    days = np.arange(2000) * 300.0 / 86400.0
+    result = forecast_crossing(_disk(50.0 + 0.01 * days + rng.normal(0.0, 0.001, days.size)), 95.0)
+    assert result.status == "no_crossing"
+    assert result.crossing_ts is None
+    assert "365 days" in result.reason
+
+
+def test_far_crossing_low_confidence():
+    # 0.02 points an hour from 50%, 30 hours of data: the limit is about 85 days away.
+    rng = np.random.default_rng(4)
+    hours = np.arange(360) * 300.0 / 3600.0
+    series = _disk(50.0 + 0.02 * hours + rng.normal(0.0, 0.3, hours.size))
+    result = forecast_crossing(series, 95.0)
+    assert result.status == "crossing"
+    assert result.eta_seconds / 86400 == pytest.approx(45.0 / 0.02 / 24, rel=0.15)
+    assert result.earliest_ts < result.crossing_ts < result.latest_ts
+    assert result.confidence < 0.1

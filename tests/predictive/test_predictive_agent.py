@@ -78,3 +78,16 @@ def test_run_without_series_finds_nothing():
     assert result.status == "ok"
     assert result.findings["anomalies"] == []
     assert result.confidence == 0.0
+
+
+def test_run_slow_fill_does_not_fail():
+    # Barely rising disk use: the late end of the band lies centuries ahead.
+    rng = np.random.default_rng(6)
+    disk = 50.0 + 1e-4 * np.arange(300) + rng.normal(0.0, 0.01, 300)
+    series = [MetricSeries("db", "disk_used_percent", TS, disk, unit="%")]
+    result = PredictiveOpsAgent().execute(AnalysisContext(alerts=[], series=series))
+    assert result.status == "ok"
+    assert result.error is None
+    forecast = result.findings["forecasts"][0]
+    assert forecast["status"] == "crossing"
+    assert forecast["latest_ts"] is None
