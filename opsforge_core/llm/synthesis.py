@@ -118,7 +118,14 @@ class _Run:
         self._on_text: TextCallback | None = None
 
     def execute(self, on_text: TextCallback | None) -> Synthesis:
-        prompt = build_prompt(self.request, self.settings.llm_prompt_token_budget, self.baseline)
+        budget = self.settings.llm_prompt_token_budget
+        prompt = build_prompt(self.request, budget, self.baseline)
+        if prompt.estimated_tokens > budget:
+            # Only findings too large to shrink get here; alerts are always sampled to fit.
+            return self._fallback(
+                f"the prompt needs an estimated {prompt.estimated_tokens} tokens, more than "
+                f"OPSFORGE_LLM_PROMPT_TOKEN_BUDGET={budget}"
+            )
         stream = self._relay(on_text) if on_text is not None else None
         try:
             result = self._answer(prompt, stream)

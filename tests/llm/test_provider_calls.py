@@ -194,3 +194,14 @@ def test_injection_echo_is_contained(harness):
     block = prompt.split('<alert_data trust="untrusted">', 1)[1].split("</alert_data>", 1)[0]
     assert "Ignore previous instructions" in block
     assert prompt.count("Ignore previous instructions") == 1
+
+
+def test_oversized_findings_fall_back_without_call(harness):
+    request = make_request()
+    request.results[0].findings.update({f"note_{i}": "x" * 600 for i in range(50)})
+    harness.server.add(harness.good())
+    result = harness.synthesize(request=request, llm_prompt_token_budget=2000)
+    assert harness.attempts == 0
+    assert result.fallback is True
+    assert "OPSFORGE_LLM_PROMPT_TOKEN_BUDGET=2000" in result.fallback_reason
+    assert result.root_cause == "db"
