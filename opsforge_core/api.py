@@ -22,6 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -40,6 +41,7 @@ from opsforge_core.errors import (
     OpsForgeError,
     StoreError,
 )
+from opsforge_core.models import json_safe
 
 if TYPE_CHECKING:
     from opsforge_core.orchestrator import Orchestrator
@@ -67,6 +69,26 @@ class ApiError(Exception):
         self.fix = fix
         self.headers = headers
         super().__init__(error)
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON response that also encodes Decimal (how DynamoDB returns numbers) and sets."""
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(
+            json_safe(content), default=_encode_extra, allow_nan=False, separators=(",", ":")
+        )
+        return text.encode("utf-8")
+
+
+def _encode_extra(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        if not value.is_finite():
+            return None
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, (set, frozenset)):
+        return sorted(json_safe(list(value)), key=str)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 class _Runtime:
@@ -291,21 +313,21 @@ def _add_routes(app: FastAPI) -> None:
         runtime: _Runtime = request.app.state.runtime
         payload = await _read_json(request, runtime.settings.api_max_body_bytes)
         result = await _call(request, _alerts, runtime, payload, "alertmanager")
-        return JSONResponse(result.to_dict(), status_code=result.status_code)
+        return SafeJSONResponse(result.to_dict(), status_code=result.status_code)
 
     @app.post("/api/v1/events", dependencies=protected)
     async def events(request: Request) -> JSONResponse:
         runtime: _Runtime = request.app.state.runtime
         payload = await _read_json(request, runtime.settings.api_max_body_bytes)
         result = await _call(request, _events, runtime, payload)
-        return JSONResponse(result.to_dict(), status_code=result.status_code)
+        return SafeJSONResponse(result.to_dict(), status_code=result.status_code)
 
     @app.post("/api/v1/analyze", dependencies=protected)
     async def analyze(request: Request) -> JSONResponse:
         runtime: _Runtime = request.app.state.runtime
         payload = await _read_json(request, runtime.settings.api_max_body_bytes)
         result = await _call(request, _analyze, runtime, payload)
-        return JSONResponse(result.to_dict(), status_code=result.status_code)
+        return SafeJSONResponse(result.to_dict(), status_code=result.status_code)
 
     @app.get("/api/v1/incidents/{incident_id}", dependencies=protected)
     async def get_incident(incident_id: str, request: Request) -> JSONResponse:
@@ -313,7 +335,7 @@ def _add_routes(app: FastAPI) -> None:
         report = await _call(request, lambda: runtime.store.get_incident(incident_id))
         if report is None:
             raise ApiError(404, f"incident {incident_id!r} not found", "incident_id")
-        return JSONResponse(report.to_dict())
+        return SafeJSONResponse(report.to_dict())
 
     @app.get("/healthz")
     @app.get("/api/healthz")

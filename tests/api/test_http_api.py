@@ -8,12 +8,16 @@ import json
 import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from opsforge_core.agents.base import Agent, AnalysisContext
+from opsforge_core.models import AgentResult
+from opsforge_core.orchestrator import Orchestrator
 from opsforge_core.store import open_store
 
 from .server import TOKEN, ApiServer, api_settings
@@ -275,3 +279,31 @@ def test_request_log_has_no_token(
         for line in lines
     )
     assert all(TOKEN not in line for line in caplog.text.splitlines())
+
+
+class _DynamoNumbersAgent(Agent):
+    """Returns findings as boto3 reads them from DynamoDB: every number a Decimal."""
+
+    name = "dynamonumbers"
+
+    def relevance(self, ctx: AnalysisContext) -> tuple[int, str]:
+        return 100, "always relevant"
+
+    def run(self, ctx: AnalysisContext) -> AgentResult:
+        findings = {"anomaly_score": Decimal("30.40"), "count": Decimal("7"), "tags": {"b", "a"}}
+        return AgentResult(agent=self.name, findings=findings, confidence=0.5)
+
+
+def test_analyze_serializes_decimal(tmp_path: Path, events_dir: Path) -> None:
+    event = json.loads((events_dir / "apigw_v1_analyze.json").read_text())
+    settings = api_settings(tmp_path)
+    orchestrator = Orchestrator(open_store(settings), settings, agents=[_DynamoNumbersAgent()])
+
+    with ApiServer(settings, orchestrator=orchestrator) as server:
+        response = _post(server, "/api/v1/analyze", json.loads(event["body"]))
+
+    assert response.status_code == 200
+    findings = response.json()["incident"]["results"][0]["findings"]
+    assert findings["anomaly_score"] == 30.4
+    assert findings["count"] == 7
+    assert findings["tags"] == ["a", "b"]
