@@ -38,7 +38,7 @@ ALERTS_PER_LINE = 1000
 
 @dataclass
 class ScenarioRun:
-    """The output of one run. ``ground_truth["start"]`` is an aware UTC datetime."""
+    """Metrics, alerts and ground truth of one run; ``ground_truth`` times are aware UTC."""
 
     scenario: str
     seed: int
@@ -139,17 +139,18 @@ def add_duplicates(
     return sorted(alerts + repeats, key=lambda a: (a.starts_at, a.fingerprint))
 
 
-def _ground_truth(
+def ground_truth_of(
     plan: FaultPlan,
     fault_start: float,
     fired: list[FiredAlert],
     background: Background,
     events: list[tuple[Alert, bool]],
 ) -> dict[str, Any]:
-    caused = [(f.alert, f.caused) for f in fired] + events
-    incident = sorted({alert.fingerprint for alert, by_fault in caused if by_fault})
+    """Build the ground truth of a run; times are aware datetimes."""
+    labelled = [(f.alert, f.caused) for f in fired] + events
+    incident = sorted({alert.fingerprint for alert, by_fault in labelled if by_fault})
     noise = sorted(
-        {alert.fingerprint for alert, by_fault in caused if not by_fault} - set(incident)
+        {alert.fingerprint for alert, by_fault in labelled if not by_fault} - set(incident)
     )
     episodes: dict[str, int] = {}
     for f in fired:
@@ -180,7 +181,6 @@ def _ground_truth(
 def run_plan(
     plan: FaultPlan,
     specs: dict[str, ServiceSpec],
-    graph: ServiceGraph,
     timeline: Timeline,
     rng: np.random.Generator,
 ) -> tuple[list[MetricSeries], list[FiredAlert], list[tuple[Alert, bool]], Background]:
@@ -231,9 +231,9 @@ def generate(
     graph = default_graph()
     ctx = BuildContext(graph, SERVICES, rng, horizon_s=duration_s - fault_offset)
     plan = definition.plan(ctx)
-    series, fired, events, background = run_plan(plan, SERVICES, graph, timeline, rng)
+    series, fired, events, background = run_plan(plan, SERVICES, timeline, rng)
     alerts = add_duplicates([f.alert for f in fired] + [event for event, _ in events], rng)
-    truth = _ground_truth(plan, timeline.fault_start, fired, background, events)
+    truth = ground_truth_of(plan, timeline.fault_start, fired, background, events)
     logger.debug(
         "generated %s seed=%d root=%s: %d series, %d alerts",
         scenario, seed, plan.root_cause, len(series), len(alerts),

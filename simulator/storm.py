@@ -21,9 +21,9 @@ from simulator.background import plan_background
 from simulator.engine import FiredAlert, Timeline, deploys_of, simulate
 from simulator.generate import (
     ScenarioRun,
-    _ground_truth,
     change_events,
     default_start,
+    ground_truth_of,
     scenario_rng,
 )
 from simulator.rules import epoch_to_datetime, fingerprints_varying
@@ -145,7 +145,7 @@ def generate_storm(
         alerts += [alerts[int(i)] for i in picks.tolist()]
     alerts += [event for event, _ in events]
     alerts.sort(key=lambda a: a.starts_at)
-    truth = _ground_truth(plan, timeline.fault_start, sent, background, events)
+    truth = ground_truth_of(plan, timeline.fault_start, sent, background, events)
     logger.debug("storm seed=%d: %d cells, %d series, %d alerts", seed, cells, len(series),
                  len(alerts))  # fmt: skip
     return ScenarioRun(
