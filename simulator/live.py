@@ -39,6 +39,8 @@ MAX_LOGGED_ERRORS = 5
 
 @dataclass
 class ActiveFault:
+    """An injected fault: its plan, simulated start and end, and its effects by series."""
+
     plan: FaultPlan
     start: float  # epoch seconds, simulated
     until: float
@@ -77,6 +79,7 @@ class LiveSimulator:
         self._next_due = 0.0
         self._fault: ActiveFault | None = None
         self._noise: list[Effect] = []  # background effects, timed from self._origin
+        # Counters start at one day's worth of requests, as if the processes had been up a day.
         self._states = {
             (name, metric): SeriesState(counter=spec.baseline(metric) * 86400.0)
             for name, spec in SERVICES.items()
@@ -304,31 +307,39 @@ class LiveSimulator:
         roll = self._rng.random()
         if roll >= SPIKE_PROBABILITY + FLAP_PROBABILITY:
             return
+        pool = self._quiet_series(fault)
+        if not pool:
+            return
+        service, metric = pool[int(self._rng.integers(len(pool)))]
+        effect = self._noise_effect(service, metric, now, spike=roll < SPIKE_PROBABILITY)
+        self._noise.append(effect)
+        logger.debug("noise %s on %s/%s", effect.shape.kind, service, metric)
+
+    def _quiet_series(self, fault: ActiveFault | None) -> list[tuple[str, str]]:
+        """Return the noisy-metric series of services the fault spares that carry no noise."""
         affected = fault.plan.affected_services() if fault else set()
         busy = {(e.service, e.metric) for e in self._noise}
-        pool = [
+        return [
             (name, metric)
             for name, spec in sorted(SERVICES.items())
             if name not in affected
             for metric in spec.metrics
             if metric in NOISY_METRICS and (name, metric) not in busy
         ]
-        if not pool:
-            return
-        service, metric = pool[int(self._rng.integers(len(pool)))]
+
+    def _noise_effect(self, service: str, metric: str, now: float, spike: bool) -> Effect:
+        elapsed = now - self._origin
         for_samples = RULES_BY_METRIC[metric][0].for_samples
         amount = threshold_lift(SERVICES[service], metric, now)
-        if roll < SPIKE_PROBABILITY:
+        if spike:
             width = (for_samples + int(self._rng.integers(1, 4))) * self._step
-            effect = Effect(service, metric, "add", amount, elapsed, Shape("pulse", width_s=width))
-        else:
-            above = (for_samples + int(self._rng.integers(1, 3))) * self._step
-            below = int(self._rng.integers(2, 5)) * self._step
-            shape = Shape("square", period_s=above + below, width_s=above)
-            length = self._rng.uniform(30.0, 60.0) * 60.0
-            effect = Effect(service, metric, "add", amount, elapsed, shape, elapsed + length)
-        self._noise.append(effect)
-        logger.debug("noise %s on %s/%s", effect.shape.kind, service, metric)
+            return Effect(service, metric, "add", amount, elapsed, Shape("pulse", width_s=width))
+
+        above = (for_samples + int(self._rng.integers(1, 3))) * self._step
+        below = int(self._rng.integers(2, 5)) * self._step
+        shape = Shape("square", period_s=above + below, width_s=above)
+        length = self._rng.uniform(30.0, 60.0) * 60.0
+        return Effect(service, metric, "add", amount, elapsed, shape, elapsed + length)
 
     @staticmethod
     def _point(service: str, metric: str, now: float, value: float) -> MetricSeries:
