@@ -27,7 +27,7 @@ MAX_FEED_ALERTS = 20000  # newest first; the rest of a larger window is reported
 
 @dataclass
 class AnalysisInput:
-    """What the operator chose to analyze, ready for ``Orchestrator.select`` and a run."""
+    """The alerts, series and topology the operator chose, ready for a run."""
 
     label: str
     alerts: list[Alert]
@@ -154,7 +154,7 @@ def follow_pages(
 ) -> tuple[list, bool]:
     """Fetch the first ``pages`` pages along the store's cursor.
 
-    Returns the items and whether the store holds more. Pages are re-read on every run
+    Returns the items and whether the store has more. Pages are re-read on every run
     (through the callers' short-lived caches) rather than kept in session state, so rows
     written since (a new incident, a deleted pattern) show up.
     """

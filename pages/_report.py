@@ -33,9 +33,9 @@ def render_report(
 ) -> None:
     """Draw the synthesis, each agent's reasoning with its charts, and the alerts analyzed.
 
-    ``series`` and ``graph_pairs`` are the run's inputs when the caller still has them; the
-    stored report keeps only series keys, so without them the charts that need data are left
-    out and the tables remain.
+    ``series`` and ``graph_pairs`` are the run's inputs when the caller still has them. A
+    stored report keeps only series keys, so without them the charts that need the data are
+    left out and the tables remain.
     """
     key = report.incident_id
     st.subheader(escape_markdown(report.title or report.incident_id))
@@ -70,7 +70,7 @@ def render_report(
 
 
 def render_synthesis(synthesis: Synthesis) -> None:
-    """Draw the synthesized answer: root cause, severity, confidence, actions and its cost."""
+    """Draw the synthesis: root cause, severity, confidence, actions, provider and cost."""
     with st.container(border=True):
         st.markdown("#### Synthesis")
         if synthesis.fallback:

@@ -2,8 +2,8 @@
 
 The store, the orchestrator and the live simulator are built once per process with
 ``st.cache_resource`` and keyed on the environment, so a changed setting builds new ones. Each
-accessor raises on failure; pages call it inside ``failure_shown`` so one broken backend shows an
-error with the next step on the page that needs it, and the other pages keep working.
+accessor raises on failure. Pages call it inside ``failure_shown``, so a broken backend shows an
+error with the next step on the page that needs it while the other pages keep working.
 """
 
 from __future__ import annotations

@@ -8,10 +8,11 @@ simulator (and the HTTP API, when it runs) writes into.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 import streamlit as st
 
-from opsforge_core.models import SEVERITIES, SEVERITY_RANK, Alert, MetricSeries, utcnow
+from opsforge_core.models import SEVERITIES, SEVERITY_RANK, Alert, MetricSeries
 from opsforge_core.views import (
     alert_rows,
     escape_markdown,
@@ -110,7 +111,7 @@ def live_feed(minutes: int) -> None:
                 [a for a in alerts if a.service == service],
             )
             st.plotly_chart(figure, key=f"live-chart-{service}")
-        _alert_table(alerts)
+        _alert_table(alerts, feed["end"])
 
 
 def _summary(
@@ -151,7 +152,8 @@ def _service_picker(alerts: list[Alert], series: list[MetricSeries]) -> list[str
     )
 
 
-def _alert_table(alerts: list[Alert]) -> None:
+def _alert_table(alerts: list[Alert], now: datetime) -> None:
+    """Draw the paged alert table; ages count to ``now``, the end of the feed window."""
     st.markdown("#### Alerts")
     left, right = st.columns([3, 1])
     severities = left.multiselect("Severity", SEVERITIES, key="live-severity")
@@ -166,24 +168,28 @@ def _alert_table(alerts: list[Alert]) -> None:
         f"Page (of {pages})", min_value=1, max_value=pages, step=1, key="live-page"
     )
     page = paginate(sort_alerts(shown), int(number), PAGE_SIZE)
-    st.dataframe(alert_rows(page.rows, utcnow()), hide_index=True, key="live-alerts")
+    st.dataframe(alert_rows(page.rows, now), hide_index=True, key="live-alerts")
     st.caption(f"{page.total:,} alerts match; page {page.number} of {page.count}.")
     if page.rows:
-        by_key = {f"{a.fingerprint}@{a.starts_at.timestamp()}": a for a in page.rows}
-        # The feed moves on between refreshes; fall back to the first alert when one leaves.
-        if st.session_state.get("live-alert") not in by_key:
-            st.session_state["live-alert"] = next(iter(by_key))
-        chosen = st.selectbox(
-            "Alert details",
-            list(by_key),
-            format_func=lambda k: shorten(
-                f"{by_key[k].severity} · {by_key[k].service} · {by_key[k].name} · "
-                f"{by_key[k].summary}",
-                140,
-            ),
-            key="live-alert",
-        )
-        st.json(by_key[chosen].to_dict(include_raw=True), expanded=1)
+        _alert_details(page.rows)
+
+
+def _alert_details(alerts: list[Alert]) -> None:
+    """Show one alert's whole record, labels and raw payload included, as JSON."""
+    by_key = {f"{a.fingerprint}@{a.starts_at.timestamp()}": a for a in alerts}
+    # The feed moves on between refreshes; fall back to the first alert when one leaves.
+    if st.session_state.get("live-alert") not in by_key:
+        st.session_state["live-alert"] = next(iter(by_key))
+    chosen = st.selectbox(
+        "Alert details",
+        list(by_key),
+        format_func=lambda k: shorten(
+            f"{by_key[k].severity} · {by_key[k].service} · {by_key[k].name} · {by_key[k].summary}",
+            140,
+        ),
+        key="live-alert",
+    )
+    st.json(by_key[chosen].to_dict(include_raw=True), expanded=1)
 
 
 st.title("Live")

@@ -50,7 +50,7 @@ def paged(state_key: str, fetch: Callable, scope: object) -> tuple[list, bool]:
     """Load as many pages as the operator asked for with "Load more", along the cursor.
 
     ``scope`` identifies the query (for example the agent filter); a new scope starts over
-    at one page. Returns the items and whether the store holds more.
+    at one page. Returns the items and whether the store has more.
     """
     state = st.session_state
     if f"{state_key}-pages" not in state or state.get(f"{state_key}-scope") != scope:

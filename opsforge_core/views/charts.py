@@ -1,7 +1,7 @@
 """Plotly figures for the console: metrics per service, one anomaly, a forecast, the graph.
 
 Every builder takes plain data (models, dicts, arrays) and returns a ``go.Figure``. Times go to
-the browser as UTC wall-clock values and the axes say so. Each figure sends at most
+the browser as UTC wall-clock values, and the axis titles state it. Each figure sends at most
 ``max_points`` data points: long series are cut down by ``downsample_minmax``.
 
 Plotly renders a small set of HTML tags in titles and hover text, so every string that came
@@ -48,7 +48,7 @@ def downsample_minmax(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Cut a series to at most ``max_points`` points, keeping each bucket's minimum and maximum.
 
-    Points are split into equal-count buckets in time order; every bucket keeps its lowest and
+    Points are split into equal-count buckets in time order. Every bucket keeps its lowest and
     highest sample in their original order, so spikes and dips survive. A bucket with no finite
     value keeps one NaN point, so a gap in the data stays a gap in the line.
     """

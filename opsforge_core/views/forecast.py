@@ -69,8 +69,8 @@ def forecast_figure(
 ) -> go.Figure:
     """Draw the series, the trend to the limit, the 95% band on the crossing time and the limit.
 
-    The band is the fan from the last sample to the earliest and latest crossing times the
-    forecast gives (``earliest_ts``, ``latest_ts``); the trend runs to ``crossing_ts``.
+    The band is the fan from the last sample to the earliest and latest crossing times of the
+    forecast (``earliest_ts``, ``latest_ts``). The trend line runs to ``crossing_ts``.
     """
     x, y = downsample_minmax(series.timestamps, series.values, max_points - 8)
     figure = go.Figure(go.Scattergl(x=to_datetime64(x), y=y, mode="lines", name="observed"))

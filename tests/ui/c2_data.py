@@ -1,7 +1,7 @@
-"""Records whose text is markup (case C2), stored before a page renders them.
+"""Records whose text is HTML markup, stored before a page renders them.
 
-The alert summary, a label value and the synthesized answer carry HTML and script tags. Every
-page must show them as text and no script may run.
+The alert summary, a label value and the LLM's synthesis contain HTML and script tags. Every
+page must show them as text, and no script may run.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Browser test: the console as `make run` starts it, driven by Debian's Chromium.
 
 Walks Live -> Analyze -> run -> Incidents, saves a screenshot of each page under
-tests/artifacts/, and checks that markup in alerts and answers shows as text with no script
-run (case C2).
+tests/artifacts/, and checks that HTML markup in alerts and in the LLM's synthesis shows as
+text with no script run.
 """
 
 from __future__ import annotations
