@@ -16,7 +16,8 @@ and DynamoDB:
 On the way out of DynamoDB, ``Decimal`` values become ``int`` when integral and ``float``
 otherwise, so ``json.dumps`` works on everything a backend returns. DynamoDB keeps no
 distinction between the two, so a float such as ``30.0`` comes back as the int ``30``, and an
-integral value of 1e18 or more with at most 17 significant digits comes back as a float.
+integral value above 2**53 with at most 17 significant digits comes back as a float (an int
+such as 12345678901234567 included).
 """
 
 from __future__ import annotations
@@ -110,11 +111,12 @@ def _normalize_number(value: int | float | Decimal | np.number) -> Any:
 
 
 def _decimal_to_number(value: Decimal) -> int | float:
-    # DynamoDB returns 1e20 as "100000000000000000000", so an integral value is taken for a
-    # float when it is large and has no more significant digits than a float can carry.
+    # DynamoDB returns 1e20 as "100000000000000000000", so an integral value beyond 2**53 (where
+    # floats stop being exact integers) is taken for a float unless it has more significant
+    # digits than a float carries.
     if not value.is_finite() or value != value.to_integral_value():
         return float(value)
-    if abs(value) < 10**18 or len(value.normalize().as_tuple().digits) > 17:
+    if abs(value) <= 2**53 or len(value.normalize().as_tuple().digits) > 17:
         return int(value)
     return float(value)
 

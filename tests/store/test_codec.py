@@ -10,6 +10,8 @@ from decimal import Decimal
 import numpy as np
 import pytest
 from boto3.dynamodb.types import TypeSerializer
+from hypothesis import given
+from hypothesis import strategies as st
 
 from opsforge_core.errors import ValidationError
 from opsforge_core.store.codec import (
@@ -72,7 +74,7 @@ def test_normalize_rejects_unknown_types():
 
 
 @pytest.mark.parametrize(
-    "value", [30.40, 0.1, 1 / 3, 1e-129, 9.87654321e125, -2.5, 12345678901234567]
+    "value", [30.40, 0.1, 1 / 3, 1e-129, 9.87654321e125, -2.5, 2**53, 1733323456789012345]
 )
 def test_to_decimal_round_trips(value):
     decimal = to_decimal(value)
@@ -128,3 +130,18 @@ def test_check_key_rejects_empty(value):
 def test_check_key_rejects_oversized():
     with pytest.raises(ValidationError, match="limit is 1024"):
         check_key("t", "knowledge_key", "k" * 1025, 1024)
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False))
+def test_float_survives_dynamodb_numbers(value):
+    normalized = normalize(value)
+    if isinstance(normalized, str):
+        assert abs(value) >= 1e126
+        assert float(normalized) == value
+        return
+    decimal = to_decimal(normalized)
+    TypeSerializer().serialize(decimal)
+    assert from_dynamo(Decimal(str(decimal))) == normalized
+    if normalized != value:
+        assert normalized == 0.0
+        assert abs(value) < 1e-130

@@ -137,3 +137,21 @@ def test_clear_feed_counts(store):
     assert store.recent_alerts().items == []
     assert store.recent_metrics() == []
     assert store.clear_feed() == 0
+
+
+def test_alert_with_huge_raw_payload(store, backend):
+    rng = np.random.default_rng(5)
+    payload = {"body": "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz0123456789"), 1_000_000))}
+    alert = make_alert("fp-huge", raw=payload)
+    (result,) = store.upsert_alerts([alert])
+    assert result.change == "new"
+    (stored,) = store.recent_alerts().items
+    assert stored.summary == alert.summary
+    assert stored.labels == alert.labels
+    if backend == "sqlite":
+        assert stored.raw == payload
+    else:
+        assert set(stored.raw) == {"not_stored"}
+        assert "400 KB" in stored.raw["not_stored"]
+    (repeat,) = store.upsert_alerts([alert])
+    assert repeat.change == "unchanged"
