@@ -15,9 +15,9 @@ and DynamoDB:
 
 On the way out of DynamoDB, ``Decimal`` values become ``int`` when integral and ``float``
 otherwise, so ``json.dumps`` works on everything a backend returns. DynamoDB keeps no
-distinction between the two, so a float such as ``30.0`` comes back as the int ``30``, and an
-integral value above 2**53 with at most 17 significant digits comes back as a float (an int
-such as 12345678901234567 included).
+distinction between the two, so a float such as ``30.0`` comes back as the int ``30``. An
+integral value above 2**53 with at most 17 significant digits comes back as a float, and that
+includes an int such as 12345678901234567.
 """
 
 from __future__ import annotations

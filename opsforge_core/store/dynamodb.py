@@ -226,8 +226,8 @@ class DynamoDBStore(FeedMixin, MemoryMixin, Store):
         # NOTE: reads the index entry of every open incident and matches fingerprints here.
         # That is one small query while open incidents number in the hundreds; a per-alert
         # index would be needed beyond that.
-        wanted = {f for f in fingerprints if f}
-        if not wanted:
+        requested = {f for f in fingerprints if f}
+        if not requested:
             return []
         table = self.names["incidents"]
         items = self.tables.all_items(
@@ -240,7 +240,7 @@ class DynamoDBStore(FeedMixin, MemoryMixin, Store):
             ExpressionAttributeValues=serialize({":open": "open"}),
             ScanIndexForward=False,
         )
-        found = [i for i in items if wanted.intersection(i.get("fingerprints") or [])]
+        found = [i for i in items if requested.intersection(i.get("fingerprints") or [])]
         return [records.summary_from_index(i) for i in found]
 
 

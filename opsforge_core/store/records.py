@@ -19,8 +19,8 @@ import numpy as np
 from opsforge_core.models import Alert, IncidentReport, IncidentSummary, MetricSeries
 from opsforge_core.store.codec import dumps, normalize, parse_sort_time, sort_time
 
-# A metric batch in the feed contains at most this many points and spans at most this long, so
-# an item stays far below DynamoDB's 400 KB limit (about 40 bytes a point) and a window query
+# A metric batch in the feed contains at most this many points (about 40 bytes each), so an
+# item stays far below DynamoDB's 400 KB limit. It spans at most this long, so a window query
 # only needs to look back one span for batches that started before the window.
 MAX_BATCH_POINTS = 1000
 MAX_BATCH_SPAN = timedelta(hours=1)

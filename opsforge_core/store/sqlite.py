@@ -215,13 +215,13 @@ class SQLiteStore(SQLiteFeedMixin, SQLiteMemoryMixin, Store):
         return IncidentReport.from_dict(json.loads(row[0]))
 
     def find_open_incidents_for(self, fingerprints: list[str]) -> list[IncidentSummary]:
-        wanted = sorted({f for f in fingerprints if f})
+        requested = sorted({f for f in fingerprints if f})
         found: dict[str, IncidentSummary] = {}
         columns = ", ".join(f"i.{c.strip()}" for c in _SUMMARY_COLUMNS.split(","))
         with self.db.reading(f"{self.names['incidents']} open incidents") as conn:
             # Chunks stay below SQLite's default limit of host parameters in one statement.
-            for start in range(0, len(wanted), 500):
-                chunk = wanted[start : start + 500]
+            for start in range(0, len(requested), 500):
+                chunk = requested[start : start + 500]
                 marks = ", ".join("?" * len(chunk))
                 rows = conn.execute(
                     f"""SELECT DISTINCT {columns} FROM {self._t("incidents")} AS i,

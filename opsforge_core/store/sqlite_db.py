@@ -1,7 +1,7 @@
 """SQLite connections, schema and error mapping for ``SQLiteStore``.
 
 Each thread gets its own connection (``sqlite3`` connections must not be shared while in
-use). The file is opened in WAL mode so readers never wait for the writer. Every write runs in
+use). The file is opened in WAL mode so readers do not wait for the writer. Every write runs in
 a ``BEGIN IMMEDIATE`` transaction, which takes the write lock up front, so a read-modify-write
 inside it cannot interleave with another thread's or process's write. A writer that waits
 longer than the busy timeout gets ``StoreUnavailableError``.
