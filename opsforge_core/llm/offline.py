@@ -20,7 +20,13 @@ OFFLINE_MODEL_ID = "rules-v1"
 
 # Confidence scale per source of the root cause: a ranked dependency walk is worth more than
 # the earliest anomaly, which is worth more than the earliest alert.
-_SOURCE_WEIGHT = {"rootcause": 1.0, "rule": 0.8, "predictiveops": 0.6, "alert": 0.3}
+_SOURCE_WEIGHT = {
+    "rootcause": 1.0,
+    "rule": 0.8,
+    "predictiveops": 0.6,
+    "alert": 0.3,
+    "none": 0.0,
+}
 
 
 def offline_synthesis(request: SynthesisRequest) -> Synthesis:
@@ -65,7 +71,8 @@ def _root_cause(request: SynthesisRequest) -> tuple[str, str, list[str]]:
     alert = fx.earliest_alert(request.alerts)
     if alert is not None:
         return alert.service, "alert", []
-    return "unknown", "alert", []
+    # Nothing is anomalous and nothing alerted: naming no cause is the honest answer.
+    return "", "none", []
 
 
 def _from_rootcause(request: SynthesisRequest) -> tuple[str, str, list[str]] | None:
@@ -127,6 +134,8 @@ def blast_radius(request: SynthesisRequest, root_cause: str) -> list[str]:
 
 def _confidence(request: SynthesisRequest, source: str) -> float:
     weight = _SOURCE_WEIGHT.get(source, 0.3)
+    if weight == 0.0:
+        return 0.0
     if source == "rootcause":
         agent = fx.ok_result(request.results, "rootcause")
         base = agent.confidence if agent else 0.5
@@ -145,6 +154,11 @@ def _summary(
     anomalies: list[tuple[int, object]],
 ) -> str:
     kind = fault_kind.replace("_", " ")
+    if not root_cause:
+        return (
+            "No root cause identified: no agent found a service anomalous enough to name, "
+            "and no alert points at one."
+        )
     parts = [f"Probable root cause: {root_cause} ({kind})."]
     if blast:
         shown = ", ".join(blast[:8]) + (f" and {len(blast) - 8} more" if len(blast) > 8 else "")

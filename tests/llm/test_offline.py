@@ -63,7 +63,9 @@ def test_offline_is_deterministic():
 
 def test_offline_handles_no_alerts_no_results():
     result = offline_synthesis(make_request([], alerts=[], rule_severity="info"))
-    assert result.root_cause == "unknown"
+    assert result.root_cause == ""
+    assert result.confidence == 0.0
+    assert result.summary.startswith("No root cause identified")
     assert result.severity == "info"
     assert result.actions
 
