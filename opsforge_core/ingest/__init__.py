@@ -1,13 +1,13 @@
 """Parse inbound payloads from every supported sender into an ``IngestBatch``.
 
-Accepted formats, detected automatically: OpsForge's own shape and typed events, the
-simulator's JSONL scenario files, EventBridge envelopes (``opsforge.alerts``,
-``opsforge.metrics`` and CloudWatch alarm state changes), Prometheus Alertmanager webhooks
-(version 4), CloudWatch alarms and plain messages through SNS, PagerDuty Events API v2, API
-Gateway proxy requests carrying any of these, and JSON arrays of them.
+The format is detected automatically. Accepted are OpsForge's own shape and typed events,
+the simulator's JSONL scenario files, and EventBridge envelopes (``opsforge.alerts``,
+``opsforge.metrics`` and CloudWatch alarm state changes). So are Prometheus Alertmanager
+webhooks (version 4), CloudWatch alarms and plain messages through SNS, PagerDuty Events
+API v2, API Gateway proxy requests carrying any of these, and JSON arrays of them.
 
-Every timestamp comes out as aware UTC. Invalid records become ``Rejection`` entries naming
-the field; an unreadable payload raises ``IngestError``.
+Every timestamp comes out as aware UTC. Invalid records become ``Rejection`` entries that
+name the field, and an unreadable payload raises ``IngestError``.
 """
 
 from opsforge_core.ingest.dispatch import FORMATS, detect_format

@@ -8,6 +8,7 @@ Each alert carries its own ``status``, which wins over the group's: a group repo
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from opsforge_core.errors import IngestError
@@ -32,7 +33,7 @@ from opsforge_core.models import Alert, IngestBatch
 
 logger = logging.getLogger(__name__)
 
-# Labels that name the service, most specific first; Prometheus rule authors use all of them.
+# Labels that name the service, most specific first. Prometheus rule authors use all of them.
 SERVICE_LABELS = (
     "service",
     "app",
@@ -50,7 +51,7 @@ def matches(obj: dict[str, Any]) -> bool:
 
 
 def parse(obj: dict[str, Any], path: str, ctx: ParseContext) -> IngestBatch:
-    """Parse one webhook; an invalid alert becomes a rejection and the others are kept."""
+    """Parse one webhook. An invalid alert becomes a rejection, and the others are kept."""
     version = obj.get("version")
     if version is not None and version not in ("4", 4):
         raise IngestError(
@@ -66,7 +67,7 @@ def parse(obj: dict[str, Any], path: str, ctx: ParseContext) -> IngestBatch:
     ctx.count_alerts(len(records), alerts_path)
     truncated = obj.get("truncatedAlerts")
     if isinstance(truncated, int) and truncated > 0:
-        # Alertmanager dropped these itself (the receiver's max_alerts); they never reach us.
+        # Alertmanager dropped these itself (the receiver's max_alerts), so the payload lacks them.
         logger.warning(
             "Alertmanager left %d alerts out of group %r", truncated, obj.get("groupKey")
         )
@@ -93,18 +94,8 @@ def parse_alert(
         raise IngestError(join(path, "labels.alertname"), "is missing; every alert needs one")
     annotations = _annotations(rec, path, ctx)
     status = status_of(rec.get("status"), join(path, "status"), default=group_status)
-    starts_path = join(path, "startsAt")
-    if rec.get("startsAt") is None:
-        raise IngestError(starts_path, "is missing; send the alert's start time")
-    starts_at = parse_time(rec["startsAt"], starts_path, ctx.received_at)
-    ends_at = None
-    if rec.get("endsAt") is not None:
-        ends_at = parse_time(
-            rec["endsAt"], join(path, "endsAt"), ctx.received_at, zero_is_none=True
-        )
-    if status == "resolved" and ends_at is None:
-        # NOTE: a resolved alert with the zero end time is taken to end when it was received.
-        ends_at = max(ctx.received_at, starts_at)
+    starts_at, ends_at = _times(rec, path, ctx, status)
+
     service = _service(labels)
     alert = Alert(
         fingerprint=text(rec, "fingerprint", path, limits, required=False).strip()
@@ -124,6 +115,24 @@ def parse_alert(
         raw=rec,
     )
     return finish_alert(alert, join(path, "endsAt"))
+
+
+def _times(
+    rec: dict[str, Any], path: str, ctx: ParseContext, status: str
+) -> tuple[datetime, datetime | None]:
+    starts_path = join(path, "startsAt")
+    if rec.get("startsAt") is None:
+        raise IngestError(starts_path, "is missing; send the alert's start time")
+    starts_at = parse_time(rec["startsAt"], starts_path, ctx.received_at)
+    ends_at = None
+    if rec.get("endsAt") is not None:
+        ends_at = parse_time(
+            rec["endsAt"], join(path, "endsAt"), ctx.received_at, zero_is_none=True
+        )
+    if status == "resolved" and ends_at is None:
+        # NOTE: a resolved alert with the zero end time is taken to end when it was received.
+        ends_at = max(ctx.received_at, starts_at)
+    return starts_at, ends_at
 
 
 def _annotations(rec: dict[str, Any], path: str, ctx: ParseContext) -> dict[str, str]:

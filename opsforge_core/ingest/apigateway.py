@@ -1,8 +1,8 @@
-"""API Gateway proxy requests (REST payload 1.0 and HTTP API payload 2.0) whose body holds
-one of the other payloads.
+"""API Gateway proxy requests (REST payload 1.0 and HTTP API payload 2.0) whose body
+contains one of the other payloads.
 
 Without a JSON content type, API Gateway base64-encodes the body and sets
-``isBase64Encoded``; a request with no body carries ``"body": null``.
+``isBase64Encoded``. A request with no body carries ``"body": null``.
 """
 
 from __future__ import annotations

@@ -107,6 +107,7 @@ def parse_eventbridge(obj: dict[str, Any], path: str, ctx: ParseContext) -> Inge
             join(path, "detail-type"),
             f"unsupported CloudWatch event {preview(kind)}; only {STATE_CHANGE!r} is accepted",
         )
+
     detail_path = join(path, "detail")
     detail = require_dict(obj.get("detail"), detail_path)
     state_path = join(detail_path, "state")
@@ -126,21 +127,26 @@ def parse_eventbridge(obj: dict[str, Any], path: str, ctx: ParseContext) -> Inge
             state.get("reasonData"), join(state_path, "reasonData"), limits.max_string_length
         ),
     )
-    if previous.get("value") is not None:
-        previous_path = join(detail_path, "previousState")
-        change.previous_state = _state(previous["value"], join(previous_path, "value"))
-        if previous.get("timestamp") is not None:
-            change.previous_changed_at = _time(
-                previous["timestamp"], join(previous_path, "timestamp"), ctx
-            )
+    _add_previous_state(change, previous, join(detail_path, "previousState"), ctx)
     metrics = configuration.get("metrics")
     for metric in metrics if isinstance(metrics, list) else []:
         stat = metric.get("metricStat") if isinstance(metric, dict) else None
         spec = stat.get("metric") if isinstance(stat, dict) else None
         if isinstance(spec, dict):
             _add_metric(change, spec.get("namespace"), spec.get("name"), spec.get("dimensions"))
+
     change.labels.update(account=obj.get("account"), region=obj.get("region"))
     return _batch(change, obj, detail_path, ctx)
+
+
+def _add_previous_state(
+    change: AlarmChange, previous: dict[str, Any], path: str, ctx: ParseContext
+) -> None:
+    if previous.get("value") is None:
+        return
+    change.previous_state = _state(previous["value"], join(path, "value"))
+    if previous.get("timestamp") is not None:
+        change.previous_changed_at = _time(previous["timestamp"], join(path, "timestamp"), ctx)
 
 
 def parse_sns_message(message: dict[str, Any], path: str, ctx: ParseContext) -> IngestBatch:
@@ -187,8 +193,8 @@ def _alert(change: AlarmChange, raw: dict[str, Any], path: str, ctx: ParseContex
         status, ends_at = "resolved", change.changed_at
         if change.previous_state == "ALARM" and change.previous_changed_at is not None:
             starts_at = change.previous_changed_at
-        # NOTE: the SNS route carries no previous-state time, so a resolved alarm from SNS
-        # starts and ends at the OK transition; its duration comes out as zero.
+        # NOTE: the SNS route carries no previous-state time. A resolved alarm from SNS
+        # therefore starts and ends at the OK transition, and its duration comes out as zero.
     summary = change.description or f"{change.name} is in state {change.state}"
     if change.detail and not change.description:
         summary = f"{summary} ({change.detail})"
@@ -231,7 +237,7 @@ def _state_time(
 
 
 def _add_metric(change: AlarmChange, namespace: Any, name: Any, dimensions: Any) -> None:
-    """Add one metric's namespace, name and dimensions; the first value of each key wins."""
+    """Add one metric's namespace, name and dimensions. The first value of each key wins."""
     for key, value in (("namespace", namespace), ("metric_name", name)):
         if isinstance(value, str) and value:
             change.labels.setdefault(key, value)
@@ -284,7 +290,7 @@ def _severity(change: AlarmChange) -> str:
     for word in re.split(r"[^a-z0-9]+", change.name.lower()):
         if word in NAME_SEVERITY_WORDS:
             return NAME_SEVERITY_WORDS[word]
-    # CloudWatch alarms carry no severity; an alarm someone set up is taken as high.
+    # CloudWatch alarms carry no severity, so an alarm someone set up is taken as high.
     return "high"
 
 

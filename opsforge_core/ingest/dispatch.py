@@ -40,7 +40,7 @@ class PayloadFormat:
     parse: Parser
 
 
-# Checked in order; the first match parses the payload. Envelopes with distinctive keys come
+# Checked in order, and the first match parses the payload. Envelopes with distinctive keys come
 # before OpsForge's plain shape, whose "alerts" key Alertmanager payloads also carry.
 FORMATS: tuple[PayloadFormat, ...] = (
     PayloadFormat(
@@ -162,7 +162,7 @@ def _dispatch(obj: Any, path: str, ctx: ParseContext) -> IngestBatch:
 
 
 def _parse_list(items: list[Any], path: str, ctx: ParseContext) -> IngestBatch:
-    """Parse each element; an invalid element becomes a rejection and the rest are kept."""
+    """Parse each element. An invalid element becomes a rejection, and the rest are kept."""
     batch = IngestBatch(source="list")
     parsed: list[IngestBatch] = []
     collect(batch, items, path, ctx.embedded, parsed)

@@ -43,7 +43,7 @@ SEVERITY_WORDS: dict[str, str] = {
 
 
 class UnknownFormatError(IngestError):
-    """A payload matches none of the accepted formats; the message lists them."""
+    """A payload matches none of the accepted formats. The message lists them."""
 
 
 @dataclass
@@ -99,10 +99,10 @@ def preview(value: Any) -> str:
     if isinstance(value, str):
         return repr(value[:64])
     try:
-        shown = repr(value)
+        rendered = repr(value)
     except ValueError:  # an integer beyond Python's digit limit for str()
         return f"<{type(value).__name__}>"
-    return shown if len(shown) <= 64 else shown[:61] + "..."
+    return rendered if len(rendered) <= 64 else rendered[:61] + "..."
 
 
 def join(path: str, key: str) -> str:
@@ -132,7 +132,7 @@ def require_list(value: Any, path: str) -> list[Any]:
 
 
 def optional_dict(record: dict[str, Any], key: str, path: str) -> dict[str, Any]:
-    """Return ``record[key]`` as a dict; a missing or null value is an empty dict."""
+    """Return ``record[key]`` as a dict, or an empty dict when it is missing or null."""
     value = record.get(key)
     return {} if value is None else require_dict(value, join(path, key))
 
@@ -145,7 +145,7 @@ def text(
     *,
     required: bool = True,
 ) -> str:
-    """Read the string ``record[key]``; a missing or null optional value is ``""``."""
+    """Read the string ``record[key]``. A missing or null optional value gives ``""``."""
     value = record.get(key)
     if value is None or (value == "" and not required):
         if required:
@@ -174,7 +174,7 @@ def check_text(value: Any, path: str, limits: IngestLimits, *, required: bool = 
 
 
 def labels_of(value: Any, path: str, limits: IngestLimits) -> dict[str, str]:
-    """Read a label map; numbers and booleans become strings and null values are dropped."""
+    """Read a label map. Numbers and booleans become strings, and null values are dropped."""
     if value is None:
         return {}
     mapping = require_dict(value, path)
@@ -251,20 +251,20 @@ def check_nesting(value: Any, path: str, limits: IngestLimits) -> None:
 
     Iterative, so a hostile document cannot exhaust the interpreter's recursion limit.
     """
+    if not isinstance(value, (dict, list, tuple)):
+        return
     stack: list[tuple[Any, int]] = [(value, 1)]
     while stack:
         item, depth = stack.pop()
-        if isinstance(item, dict):
-            children = item.values()
-        elif isinstance(item, (list, tuple)):
-            children = item
-        else:
-            continue
         if depth > limits.max_depth:
             raise LimitExceededError(
                 describe(path), f"is nested more than {limits.max_depth} levels deep"
             )
-        stack.extend((child, depth + 1) for child in children)
+        children = item.values() if isinstance(item, dict) else item
+        for child in children:
+            # Scalars cannot nest, so only containers go on the stack.
+            if isinstance(child, (dict, list, tuple)):
+                stack.append((child, depth + 1))
 
 
 def finish_alert(alert: Alert, end_path: str) -> Alert:
@@ -288,7 +288,7 @@ def collect(
     parse_one: Callable[[Any, str], Any],
     target: list[Any],
 ) -> None:
-    """Parse each record into ``target``; an invalid record becomes a rejection."""
+    """Parse each record into ``target``. An invalid record becomes a rejection."""
     for position, record in enumerate(records):
         record_path = index(path, position)
         try:
@@ -300,7 +300,7 @@ def collect(
 
 
 def merge(batch: IngestBatch, other: IngestBatch) -> None:
-    """Append ``other``'s records to ``batch``; rejections keep their own paths."""
+    """Append ``other``'s records to ``batch``. Rejections keep their own field paths."""
     batch.alerts.extend(other.alerts)
     batch.series.extend(other.series)
     batch.rejected.extend(other.rejected)

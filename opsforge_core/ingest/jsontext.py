@@ -12,7 +12,7 @@ from opsforge_core.ingest.limits import IngestLimits, LimitExceededError
 def decode_utf8(
     data: bytes | bytearray | memoryview | str, field: str, limits: IngestLimits
 ) -> str:
-    """Return ``data`` as text; raise ``IngestError`` naming ``field`` for invalid UTF-8."""
+    """Decode ``data`` as UTF-8, or raise ``IngestError`` naming ``field`` when it is invalid."""
     if len(data) > limits.max_bytes:
         raise LimitExceededError(
             field,
@@ -32,7 +32,7 @@ def decode_utf8(
 
 
 def loads(text: str, field: str) -> Any:
-    """Parse one JSON document; raise ``IngestError`` naming ``field`` and the position."""
+    """Parse one JSON document, or raise ``IngestError`` naming ``field`` and the position."""
     if not text.strip():
         raise IngestError(field, "is empty; send a JSON document")
     try:

@@ -21,7 +21,7 @@ DEFAULT_MAX_POINTS_PER_SERIES = 100_000
 
 
 class LimitExceededError(IngestError):
-    """A whole payload is over a bound; it is never truncated, so the sender must split it."""
+    """A whole payload is over a bound. It is not truncated, so the sender must split it."""
 
 
 @dataclass(frozen=True, slots=True)

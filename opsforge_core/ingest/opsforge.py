@@ -47,7 +47,7 @@ def is_eventbridge(obj: dict[str, Any]) -> bool:
 
 
 def parse_plain(obj: dict[str, Any], path: str, ctx: ParseContext) -> IngestBatch:
-    """Parse ``{"alerts": [...], "metrics": [...], "topology": [...]}``; each key optional."""
+    """Parse ``{"alerts": [...], "metrics": [...], "topology": [...]}``, each key optional."""
     if "type" in obj:
         raise IngestError(
             join(path, "type"),
@@ -68,7 +68,7 @@ def _parse_body(obj: dict[str, Any], path: str, ctx: ParseContext) -> IngestBatc
 
 
 def parse_event(obj: dict[str, Any], path: str, ctx: ParseContext) -> IngestBatch:
-    """Parse one typed event; an ``alerts`` or ``metrics`` event must carry that key."""
+    """Parse one typed event. An ``alerts`` or ``metrics`` event must carry that key."""
     kind = obj["type"]
     if kind == "scenario":
         return parse_scenario(obj, path, ctx)
@@ -80,7 +80,7 @@ def parse_event(obj: dict[str, Any], path: str, ctx: ParseContext) -> IngestBatc
 
 
 def parse_eventbridge(obj: dict[str, Any], path: str, ctx: ParseContext) -> IngestBatch:
-    """Parse an EventBridge envelope whose ``detail`` holds the plain shape."""
+    """Parse an EventBridge envelope whose ``detail`` contains the plain shape."""
     detail_path = join(path, "detail")
     detail = require_dict(obj["detail"], detail_path)
     expected = EVENTBRIDGE_SOURCES[obj["source"]]

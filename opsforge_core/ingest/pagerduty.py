@@ -34,7 +34,7 @@ def matches(obj: dict[str, Any]) -> bool:
 
 
 def parse(obj: dict[str, Any], path: str, ctx: ParseContext) -> IngestBatch:
-    """Parse one event into one alert; a resolve gives a resolved alert."""
+    """Parse one event into one alert. A resolve event gives a resolved alert."""
     action = obj.get("event_action")
     if not isinstance(action, str) or action not in ACTIONS:
         raise IngestError(
@@ -64,16 +64,9 @@ def _from_payload(
     payload_path = join(path, "payload")
     limits = ctx.limits
     summary = text(payload, "summary", payload_path, limits)
-    severity_path = join(payload_path, "severity")
-    if payload.get("severity") is None:
-        raise IngestError(severity_path, f"is missing; use one of {', '.join(SEVERITIES)}")
-    word = payload["severity"]
-    if not isinstance(word, str) or word.strip().lower() not in SEVERITIES:
-        raise IngestError(
-            severity_path,
-            f"invalid severity {preview(word)}; use one of {', '.join(SEVERITIES)}",
-        )
+    severity = _severity(payload.get("severity"), join(payload_path, "severity"))
     text(payload, "source", payload_path, limits)  # required by the Events API
+
     fields = {key: payload.get(key) for key in LABEL_FIELDS if payload.get(key) is not None}
     labels = labels_of(fields, payload_path, limits)
     service = labels.get("component") or labels["source"]
@@ -82,13 +75,14 @@ def _from_payload(
     starts_at = ctx.received_at
     if moment is not None:
         starts_at = parse_time(moment, join(payload_path, "timestamp"), ctx.received_at)
+
     resolved = action == "resolve"
     return Alert(
         fingerprint=dedup_key or fingerprint_for(name, service, labels),
         source="pagerduty",
         name=name,
         service=service,
-        severity=SEVERITIES[word.strip().lower()],
+        severity=severity,
         status="resolved" if resolved else "firing",
         summary=summary,
         description=_details(payload.get("custom_details"), payload_path, ctx),
@@ -99,10 +93,20 @@ def _from_payload(
     )
 
 
+def _severity(word: Any, path: str) -> str:
+    if word is None:
+        raise IngestError(path, f"is missing; use one of {', '.join(SEVERITIES)}")
+    if not isinstance(word, str) or word.strip().lower() not in SEVERITIES:
+        raise IngestError(
+            path, f"invalid severity {preview(word)}; use one of {', '.join(SEVERITIES)}"
+        )
+    return SEVERITIES[word.strip().lower()]
+
+
 def _from_key(obj: dict[str, Any], dedup_key: str, action: str, ctx: ParseContext) -> Alert:
-    # NOTE: an acknowledge or resolve without a payload names only the dedup key, so the
-    # alert's name, service and start time are unknown here; the store matches it to the
-    # trigger by fingerprint.
+    # NOTE: an acknowledge or resolve event without a payload names only the dedup key.
+    # The alert's name, service and start time are unknown here, so only the fingerprint
+    # links it to the trigger.
     return Alert(
         fingerprint=dedup_key,
         source="pagerduty",

@@ -71,7 +71,7 @@ def parse_file(
     received_at: datetime | None = None,
     limits: IngestLimits | None = None,
 ) -> IngestBatch:
-    """Parse a JSON or JSONL file; ``.jsonl`` and ``.ndjson`` files are always read as JSONL."""
+    """Parse a JSON or JSONL file. Files named ``.jsonl`` or ``.ndjson`` are read as JSONL."""
     file_path = Path(path)
     limits = limits or IngestLimits()
     try:
@@ -92,7 +92,7 @@ def parse_file(
 
 
 def _parse_lines(text: str, ctx: ParseContext) -> IngestBatch:
-    """Parse JSONL; each line is a payload of its own and a bad line becomes a rejection."""
+    """Parse JSONL, where each line is a payload of its own and a bad line becomes a rejection."""
     batch = IngestBatch(source="jsonl")
     # Split on "\n" only: str.splitlines would also split on U+2028, which JSON allows
     # unescaped inside strings.
@@ -116,7 +116,9 @@ def _parse_lines(text: str, ctx: ParseContext) -> IngestBatch:
         try:
             sub = ctx.embedded(document, field)
             if sub.scenario is not None and batch.scenario is not None:
-                raise IngestError(field, "is a second scenario line; a file holds one scenario")
+                raise IngestError(
+                    field, "is a second scenario line; a scenario file contains exactly one"
+                )
         except LimitExceededError:
             raise
         except IngestError as exc:

@@ -31,7 +31,7 @@ from opsforge_core.ingest.fields import (
     status_of,
     text,
 )
-from opsforge_core.ingest.timestamps import parse_time
+from opsforge_core.ingest.timestamps import accepted_range, parse_time, quick_epoch_seconds
 from opsforge_core.models import Alert, MetricSeries
 
 SERIES_KINDS = ("gauge", "counter")
@@ -48,9 +48,10 @@ def parse_alert(record: Any, path: str, ctx: ParseContext, default_source: str =
     starts_at = _time(rec, "starts_at", path, ctx, required=True)
     ends_at = _time(rec, "ends_at", path, ctx, required=False)
     if status == "resolved" and ends_at is None:
-        # NOTE: a resolved record without an end time is taken to end when it was received,
-        # which overstates the duration by the delivery delay.
+        # A resolved record without an end time is taken to end when it was received, which
+        # overstates the duration by the delivery delay.
         ends_at = max(ctx.received_at, starts_at)
+
     alert = Alert(
         fingerprint=text(rec, "fingerprint", path, limits, required=False).strip()
         or fingerprint_for(name, service, labels),
@@ -129,18 +130,26 @@ def parse_series(record: Any, path: str, ctx: ParseContext) -> MetricSeries:
 def _points(points: list[Any], path: str, ctx: ParseContext) -> tuple[np.ndarray, np.ndarray]:
     timestamps = np.empty(len(points), dtype=np.float64)
     values = np.empty(len(points), dtype=np.float64)
+    accepted = accepted_range(ctx.received_at)
     for position, point in enumerate(points):
-        point_path = index(path, position)
-        if not isinstance(point, (list, tuple)) or len(point) != 2:
-            raise IngestError(point_path, "must be a [timestamp, value] pair")
-        moment = parse_time(point[0], index(point_path, 0), ctx.received_at, epoch=True)
-        timestamps[position] = moment.timestamp()
-        values[position] = _sample(point[1], index(point_path, 1), ctx)
+        if type(point) is not list or len(point) != 2:
+            if not isinstance(point, (list, tuple)) or len(point) != 2:
+                raise IngestError(index(path, position), "must be a [timestamp, value] pair")
+        moment, value = point
+        seconds = quick_epoch_seconds(moment, accepted)
+        if seconds is None:
+            moment_path = index(index(path, position), 0)
+            seconds = parse_time(moment, moment_path, ctx.received_at, epoch=True).timestamp()
+        timestamps[position] = seconds
+        if type(value) is float and math.isfinite(value):
+            values[position] = value  # the common case, without building the field path
+        else:
+            values[position] = _sample(value, index(index(path, position), 1), ctx)
     return timestamps, values
 
 
 def _sample(value: Any, path: str, ctx: ParseContext) -> float:
-    """Convert one sample to float; null and non-finite values are NaN (a missing sample)."""
+    """Convert one sample to float. Null and non-finite values become NaN, a missing sample."""
     if value is None:
         return math.nan
     if isinstance(value, bool):

@@ -1,8 +1,8 @@
 """SNS notifications as a Lambda receives them: ``{"Records": [{"Sns": {...}}]}``.
 
 ``Sns.Message`` is a string. A CloudWatch alarm message, or any other payload OpsForge
-accepts, arrives JSON-encoded inside it; anything else becomes one generic alert whose
-summary is the message's first line.
+accepts, arrives JSON-encoded inside it. Any other message becomes one generic alert, and
+its first line is the summary.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def matches(obj: dict[str, Any]) -> bool:
 
 
 def parse(obj: dict[str, Any], path: str, ctx: ParseContext) -> IngestBatch:
-    """Parse every record; an invalid record becomes a rejection and the others are kept."""
+    """Parse every record. An invalid record becomes a rejection, and the others are kept."""
     records_path = join(path, "Records")
     records = require_list(obj["Records"], records_path)
     batch = IngestBatch(source="sns")
@@ -81,12 +81,10 @@ def _plain_alert(sns: dict[str, Any], path: str, ctx: ParseContext) -> IngestBat
     name = text(sns, "Subject", path, limits, required=False).strip() or "SNS notification"
     service = topic or "sns"
     labels = {"topic": topic} if topic else {}
-    moment = sns.get("Timestamp")
-    starts_at = (
-        parse_time(moment, join(path, "Timestamp"), ctx.received_at)
-        if moment is not None
-        else ctx.received_at
-    )
+    starts_at = ctx.received_at
+    if sns.get("Timestamp") is not None:
+        starts_at = parse_time(sns["Timestamp"], join(path, "Timestamp"), ctx.received_at)
+
     ctx.count_alerts(1, path)
     batch = IngestBatch(source="sns")
     batch.alerts.append(
@@ -95,7 +93,7 @@ def _plain_alert(sns: dict[str, Any], path: str, ctx: ParseContext) -> IngestBat
             source="sns",
             name=name,
             service=service,
-            # NOTE: a plain-text SNS message has no severity field; warning is a guess.
+            # A plain-text SNS message has no severity field, so it is taken as a warning.
             severity="warning",
             status="firing",
             summary=message.strip().split("\n", 1)[0],

@@ -56,6 +56,37 @@ def parse_time(
     return parsed
 
 
+def accepted_range(received_at: datetime) -> tuple[float, float]:
+    """Return the accepted timestamps as epoch seconds (first, last) for ``received_at``."""
+    return EARLIEST.timestamp(), (received_at + MAX_AHEAD).timestamp()
+
+
+def quick_epoch_seconds(value: Any, accepted: tuple[float, float]) -> float | None:
+    """Parse the common timestamp forms to epoch seconds, or return None for the rest.
+
+    Series carry up to hundreds of thousands of points, so an ISO string or an epoch number
+    inside the ``accepted`` range skips ``parse_time``. Every other value, valid or not,
+    returns None, and the caller passes it to ``parse_time`` for the result or the error.
+    """
+    seconds = math.nan
+    try:
+        if type(value) is str:
+            if _EPOCH_TEXT.match(value):
+                return None  # digit strings are epoch numbers, which fromisoformat misreads
+            parsed = datetime.fromisoformat(value)
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            seconds = parsed.timestamp()
+        elif type(value) is int or type(value) is float:
+            seconds = float(value)
+            if abs(seconds) >= EPOCH_MS_THRESHOLD:
+                seconds /= 1000.0
+    except (ValueError, OverflowError):
+        return None
+    # NaN fails both comparisons, so it returns None too.
+    return seconds if accepted[0] <= seconds <= accepted[1] else None
+
+
 def _from_iso(text: str, path: str, epoch: bool) -> datetime:
     # Python 3.11's fromisoformat reads Z, +02:00 and +0000 offsets and fractions of any
     # length (digits past microseconds are dropped).

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from opsforge_core.errors import IngestError
 from opsforge_core.ingest import parse_bytes, parse_payload
 from opsforge_core.ingest.fields import ALERT_SOURCES, ALERT_STATUSES
+from opsforge_core.ingest.timestamps import accepted_range, parse_time, quick_epoch_seconds
 from opsforge_core.models import SEVERITIES, Alert, IngestBatch, MetricSeries, Rejection
 from tests.ingest.samples import RECEIVED_AT
 
@@ -367,3 +368,24 @@ def test_series_values_finite_or_nan(points):
     for series in batch.series:
         check_series(series)
         assert all(math.isnan(v) or math.isfinite(v) for v in series.values.tolist())
+
+
+timestamp_inputs = (
+    times
+    | st.datetimes().map(lambda d: d.isoformat())
+    | st.integers(min_value=10**7, max_value=10**13).map(str)
+    | st.text(alphabet="0123456789-:T.Z+ ", max_size=30)
+)
+
+
+@PROPERTY_SETTINGS
+@given(timestamp_inputs)
+def test_quick_epoch_seconds_agrees_with_parse_time(value):
+    accepted = accepted_range(RECEIVED_AT)
+    quick = quick_epoch_seconds(value, accepted)
+    try:
+        full = parse_time(value, "t", RECEIVED_AT, epoch=True).timestamp()
+    except IngestError:
+        assert quick is None
+        return
+    assert quick is None or quick == full
