@@ -3,9 +3,10 @@
     python -m bench.forecast_eval [--nab ../shared/data/nab/data] [--json]
 
 Cases: a disk filling linearly with noise, a memory leak (slow growth under a garbage-collector
-sawtooth) and, with ``--nab``, the NAB files whose values rise over the file (Spearman
-correlation with time of at least 0.45). For those the limit is 95% of the median of the last
-5% of points, and the true crossing is where a one-day rolling median reaches it for good.
+sawtooth), a leak whose process restarts before it reaches the limit and, with ``--nab``, the
+NAB files whose values rise over the file (Spearman correlation with time of at least 0.45).
+For those the limit is 95% of the median of the last 5% of points, and the true crossing is
+where a one-day rolling median reaches it for good.
 
 Each series is replayed: every ``--every`` points a forecast is made from the data so far. The
 report gives, per case, the median absolute error of the predicted crossing as a share of the
@@ -60,6 +61,16 @@ def memory_leak(seed: int = 1) -> Case:
     smooth = pd.Series(values).rolling(24, min_periods=1).median().to_numpy()
     crossing = float(ts[np.argmax(smooth >= 95.0)]) if (smooth >= 95.0).any() else float(ts[-1])
     return Case("memory_leak_sawtooth", ts, values, 95.0, crossing)
+
+
+def leak_with_restart(seed: int = 2) -> Case:
+    """Build a heap leaking 2 points an hour that restarts at 10 h, so it reaches 95% at 37.5 h."""
+    rng = np.random.default_rng(seed)
+    ts = np.arange(0, 48 * 3600, STEP)
+    hours = ts / 3600.0
+    values = np.where(hours < 10.0, 60.0 + 2.0 * hours, 40.0 + 2.0 * (hours - 10.0))
+    values = values + rng.normal(0.0, 0.3, ts.size)
+    return Case("memory_leak_restart", ts, values, 95.0, 37.5 * 3600.0)
 
 
 def nab_cases(folder: Path) -> list[Case]:
@@ -126,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=12, help="points between forecasts")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
-    cases = [disk_fill(), memory_leak()]
+    cases = [disk_fill(), memory_leak(), leak_with_restart()]
     if args.nab:
         cases += nab_cases(args.nab)
     results = [replay(case, args.every) for case in cases]

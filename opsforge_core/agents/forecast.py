@@ -27,6 +27,9 @@ FIT_POINTS = 360  # most recent points used for the trend
 MIN_POINTS = 12
 PI_Z = 1.96  # two-sided 95% prediction interval on the residual noise
 SLOPE_CONFIDENCE = 0.95
+RESET_SD = 8.0  # a drop this many robust sd of the changes may be a reset
+RESET_SHARE = 0.5  # and it must also be this share of the range of the values
+MAX_AUTOCORRELATION = 0.95  # caps the interval widening at sqrt(39), about 6.2 times
 MAX_HORIZON = 365 * 86400.0  # seconds; a crossing further out is reported as no crossing
 
 # Limits of gauges that exhaust a resource, by metric name. Values are in the metric's own
@@ -88,7 +91,40 @@ def _fit(ts: np.ndarray, vals: np.ndarray) -> tuple[float, float, float, float, 
     pivot_v = float(np.median(vals - slope * (ts - pivot_t)))
     residual = vals - (pivot_v + slope * (ts - pivot_t))
     sd = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
+    # Theil-Sen's interval assumes independent residuals. Metric noise is autocorrelated,
+    # which makes the interval too narrow, so it is widened by sqrt((1 + r) / (1 - r)) for a
+    # lag-1 autocorrelation r, the usual effective-sample-size correction.
+    widen = _autocorrelation_factor(residual)
+    low = slope - widen * (slope - low)
+    high = slope + widen * (high - slope)
     return pivot_t, pivot_v, float(slope), float(low), float(high), sd
+
+
+def _autocorrelation_factor(residual: np.ndarray) -> float:
+    centred = residual - residual.mean()
+    denominator = float(np.dot(centred, centred))
+    if denominator <= 0.0 or centred.size < 3:
+        return 1.0
+    lag1 = float(np.dot(centred[1:], centred[:-1])) / denominator
+    lag1 = min(max(lag1, 0.0), MAX_AUTOCORRELATION)
+    return math.sqrt((1.0 + lag1) / (1.0 - lag1))
+
+
+def _last_reset(vals: np.ndarray) -> int | None:
+    """Return the index just after the last sharp drop (a restart or a cleanup), if any.
+
+    A drop is sharp when it exceeds both ``RESET_SD`` robust standard deviations of the
+    point-to-point changes and ``RESET_SHARE`` of the range of the values.
+    """
+    if vals.size < 3:
+        return None
+    changes = np.diff(vals)
+    spread = 1.4826 * float(np.median(np.abs(changes - np.median(changes))))
+    size = max(RESET_SD * spread, RESET_SHARE * float(np.ptp(vals)))
+    drops = np.flatnonzero(changes < -size)
+    if drops.size == 0 or size <= 0.0:
+        return None
+    return int(drops[-1]) + 1
 
 
 def _solve(pivot_t: float, pivot_v: float, slope: float, limit: float) -> float | None:
@@ -111,9 +147,14 @@ def forecast_crossing(
     result = Forecast(prepared.key, prepared.service, prepared.metric, float(limit), "no_crossing")
     finite = np.isfinite(prepared.values)
     ts, vals = prepared.timestamps[finite][-FIT_POINTS:], prepared.values[finite][-FIT_POINTS:]
+    reset = _last_reset(vals)
+    if reset is not None:
+        # A restart or cleanup starts a new trend: fit only what came after it.
+        ts, vals = ts[reset:], vals[reset:]
     if ts.size < MIN_POINTS:
         result.status = "insufficient_data"
-        result.reason = f"{ts.size} points; need {MIN_POINTS}"
+        since = " since the last reset" if reset is not None else ""
+        result.reason = f"{ts.size} points{since}; need {MIN_POINTS}"
         return result
     pivot_t, pivot_v, slope, low, high, sd = _fit(ts, vals)
     last = float(ts[-1]) if now is None else float(now)

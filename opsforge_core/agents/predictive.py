@@ -14,7 +14,7 @@ from opsforge_core.models import AgentResult, ReasoningStep
 logger = logging.getLogger(__name__)
 
 STEP_DETAIL_LIMIT = 5  # anomalies described one by one in the reasoning
-FORECAST_HORIZON = 7 * 86400.0  # crossings further out than this are listed but not stressed
+FORECAST_HORIZON = 7 * 86400.0  # seconds; later crossings are left out of the findings
 
 
 def _iso(epoch: float | None) -> str | None:
@@ -34,6 +34,13 @@ def anomaly_entry(anomaly: SeriesAnomaly) -> dict[str, Any]:
     entry["start"] = _iso(anomaly.onset_ts)
     entry["peak"] = _iso(anomaly.peak_ts)
     return entry
+
+
+def _is_near(forecast: Forecast) -> bool:
+    if forecast.status == "breached":
+        return True
+    eta = forecast.eta_seconds
+    return forecast.status == "crossing" and eta is not None and eta <= FORECAST_HORIZON
 
 
 class PredictiveOpsAgent(Agent):
@@ -60,16 +67,17 @@ class PredictiveOpsAgent(Agent):
         )
         insufficient = sorted(k for k, v in verdicts.items() if v.status == "insufficient_data")
         forecasts = [f for f in (forecast_series(s) for s in ctx.series) if f is not None]
+        near = sorted((f for f in forecasts if _is_near(f)), key=lambda f: f.eta_seconds or 0.0)
         steps = [self._scan_step(verdicts, anomalies, insufficient)]
         steps += [self._anomaly_step(anomaly) for anomaly in anomalies[:STEP_DETAIL_LIMIT]]
         if forecasts:
-            steps.append(self._forecast_step(forecasts))
+            steps.append(self._forecast_step(len(forecasts), near))
         return AgentResult(
             agent=self.name,
             steps=steps,
             findings={
                 "anomalies": [anomaly_entry(a) for a in anomalies],
-                "forecasts": [f.to_dict() for f in forecasts],
+                "forecasts": [f.to_dict() for f in near],
                 "insufficient_data": insufficient,
             },
             confidence=self._confidence(verdicts, anomalies, insufficient),
@@ -116,12 +124,10 @@ class PredictiveOpsAgent(Agent):
         )
 
     @staticmethod
-    def _forecast_step(forecasts: list[Forecast]) -> ReasoningStep:
-        crossing = [f for f in forecasts if f.status in ("crossing", "breached")]
-        near = [f for f in crossing if (f.eta_seconds or 0.0) <= FORECAST_HORIZON]
+    def _forecast_step(checked: int, near: list[Forecast]) -> ReasoningStep:
         detail = (
-            f"Forecast {len(forecasts)} gauges against their limits: {len(near)} reach it "
-            f"within {FORECAST_HORIZON / 86400:.0f} days."
+            f"Forecast {checked} gauges against their limits: {len(near)} are past it or reach "
+            f"it within {FORECAST_HORIZON / 86400:.0f} days."
         )
         if near:
             detail += " " + " ".join(f"{f.series_key}: {f.reason}." for f in near)
@@ -136,7 +142,7 @@ class PredictiveOpsAgent(Agent):
                     "latest": _iso(f.latest_ts),
                     "confidence": f.confidence,
                 }
-                for f in crossing
+                for f in near
             },
         )
 

@@ -87,3 +87,23 @@ def test_far_crossing_low_confidence():
     assert result.eta_seconds / 86400 == pytest.approx(45.0 / 0.02 / 24, rel=0.15)
     assert result.earliest_ts < result.crossing_ts < result.latest_ts
     assert result.confidence < 0.1
+
+
+def test_restart_fits_new_cycle():
+    # A leak of 3 points an hour restarted 4 hours ago from 97% down to 40%.
+    rng = np.random.default_rng(5)
+    hours = np.arange(240) * 300.0 / 3600.0
+    values = np.where(hours < 16.0, 49.0 + 3.0 * hours, 40.0 + 3.0 * (hours - 16.0))
+    series = _disk(values + rng.normal(0.0, 0.3, hours.size))
+    result = forecast_crossing(series, 95.0)
+    restart = T0 + 16.0 * 3600.0
+    assert result.status == "crossing"
+    assert result.slope_per_hour == pytest.approx(3.0, rel=0.1)
+    assert result.crossing_ts == pytest.approx(restart + 55.0 / 3.0 * 3600.0, abs=1800.0)
+
+
+def test_restart_too_recent_insufficient():
+    values = np.concatenate([np.linspace(50.0, 97.0, 100), np.full(5, 40.0)])
+    result = forecast_crossing(_disk(values), 95.0)
+    assert result.status == "insufficient_data"
+    assert "since the last reset" in result.reason
