@@ -10,6 +10,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,8 @@ DUMMY_CREDENTIALS = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_SESSION_TOKEN": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
+    # Never fall back to the instance metadata address for credentials.
+    "AWS_EC2_METADATA_DISABLED": "true",
 }
 
 
@@ -83,7 +86,12 @@ class Dynalite:
             connect_timeout=2,
             read_timeout=10,
         )
-        return boto3.session.Session().client("dynamodb", endpoint_url=self.endpoint, config=config)
+        # botocore reads credentials when it builds the client, so the dummy ones need to be
+        # in the environment only for this call.
+        with dummy_credentials():
+            return boto3.session.Session().client(
+                "dynamodb", endpoint_url=self.endpoint, config=config
+            )
 
 
 def _install_dynalite() -> None:
@@ -109,21 +117,33 @@ def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20.0) 
     pytest.fail(f"dynalite did not listen on port {port} within {timeout} s")
 
 
-@pytest.fixture(scope="session")
-def aws_env() -> Iterator[None]:
-    """Dummy credentials, so boto3 signs requests and never looks for real ones."""
+@contextmanager
+def dummy_credentials() -> Iterator[None]:
+    """Set dummy AWS credentials, so boto3 signs requests and never looks for real ones.
+
+    The previous values come back afterwards: other test folders check how the LLM provider
+    is chosen from the credentials present.
+    """
     saved = {name: os.environ.get(name) for name in DUMMY_CREDENTIALS}
     os.environ.update(DUMMY_CREDENTIALS)
-    yield
-    for name, value in saved.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@pytest.fixture
+def aws_env() -> Iterator[None]:
+    with dummy_credentials():
+        yield
 
 
 @pytest.fixture(scope="session")
-def dynalite(aws_env: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dynalite]:
+def dynalite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dynalite]:
     server = Dynalite(free_port(), tmp_path_factory.mktemp("dynalite"))
     server.start()
     yield server

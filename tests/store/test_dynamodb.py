@@ -173,7 +173,7 @@ def test_item_size_estimate_under_server_limit(dynalite, dynalite_client):
     assert store.get_incident("inc-edge").synthesis.summary == report.synthesis.summary
 
 
-def test_make_client_config():
+def test_make_client_config(aws_env):
     client = make_client(
         Settings(store="dynamodb", dynamodb_endpoint="http://127.0.0.1:9", region="eu-west-1")
     )
