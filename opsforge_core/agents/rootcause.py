@@ -150,17 +150,45 @@ class RootCauseAgent(Agent):
         return None, "no dependency graph: ranked by anomaly strength and onset alone"
 
     def _anomalies(self, ctx: AnalysisContext) -> dict[str, detect.SeriesAnomaly]:
-        """Return the detector's verdicts, judged from shortly before the symptom when given."""
+        """Return the detector's verdicts, judged from shortly before the symptom when given.
+
+        With a symptom time the question is whether that window is anomalous, so the
+        detector's raw scores are used: its hold-off, which keeps one event from alarming
+        twice in a stream, would hide a window that follows an earlier alarm.
+        """
         verdicts = detect.scan_all(ctx)
-        since = _symptom_ts(ctx)
-        if since is None:
+        symptom_ts = _symptom_ts(ctx)
+        if symptom_ts is None:
             return verdicts
         cached = ctx.cache.get(CACHE_KEY)
         if cached is None:
             prepared = list(ctx.cache.get("prepared", {}).values())
-            cached = detect.scan_prepared(prepared, since=since - LOOKBACK_S)
+            cached = _scan_window(prepared, symptom_ts - LOOKBACK_S)
             ctx.cache[CACHE_KEY] = cached
         return cached
+
+
+def _scan_window(
+    prepared: list[detect.PreparedSeries], since: float
+) -> dict[str, detect.SeriesAnomaly]:
+    """Judge each series from ``since`` on by the detector's scores before its hold-off."""
+    # NOTE: this reaches into detect._verdict; a hold-off switch on scan_prepared would let
+    # it use the public API instead.
+    verdicts: dict[str, detect.SeriesAnomaly] = {}
+    groups: dict[tuple[int, int | None], list[detect.PreparedSeries]] = {}
+    for item in prepared:
+        if len(item) == 0:
+            verdicts.update(detect.scan_prepared([item], since=since))
+            continue
+        period = detect.daily_period(item.step, len(item))
+        groups.setdefault((len(item), period), []).append(item)
+    for (_, period), group in groups.items():
+        details = detect.score_details(np.column_stack([g.values for g in group]), period)
+        details["score"] = details["raw"]
+        for column, item in enumerate(group):
+            own = {name: array[:, column] for name, array in details.items()}
+            verdicts[item.key] = detect._verdict(item, own, since, detect.DEFAULT_THRESHOLD)
+    return verdicts
 
 
 def rank(
