@@ -39,20 +39,37 @@ class FeedMixin:
         for alert in alerts:
             check_key(table, "fingerprint", alert.fingerprint, 900)
         expiry = records.expires_at(utcnow(), self.feed_ttl_hours)
+        keys = [{"feed_id": ALERT_FEED, "ts": records.alert_sort_key(a)} for a in alerts]
+        # One read for the whole delivery: most deliveries repeat alerts already stored, and
+        # those then need no write at all.
+        try:
+            fetched = self.tables.batch_get(table, keys, FEED_KEY)
+        except StoreError as exc:
+            raise _unwritten_alerts(table, alerts, exc) from exc
         results: list[AlertUpsert] = []
-        for position, alert in enumerate(alerts):
+        for position, (alert, key) in enumerate(zip(alerts, keys, strict=True)):
             try:
-                results.append(self._upsert_alert(alert, expiry))
+                results.append(self._upsert_alert(alert, key, expiry, fetched))
             except StoreError as exc:
                 raise _unwritten_alerts(table, alerts[position:], exc) from exc
         return results
 
-    def _upsert_alert(self, alert: Alert, expiry: int) -> AlertUpsert:
+    def _upsert_alert(
+        self, alert: Alert, key: dict[str, str], expiry: int, fetched: dict[tuple, dict]
+    ) -> AlertUpsert:
+        """Write one alert if it changes the stored copy, conditional on that copy.
+
+        ``fetched`` holds the items read before the first attempt and is updated after each
+        write, so a repeat within the same delivery sees it. A lost race reads again.
+        """
         table = self.names["feed"]
-        key = {"feed_id": ALERT_FEED, "ts": records.alert_sort_key(alert)}
+        cache_key = (key["feed_id"], key["ts"])
         target = describe_key(key)
-        for _ in range(UPSERT_ATTEMPTS):
-            stored_item = self.tables.get(table, key)
+        for attempt in range(UPSERT_ATTEMPTS):
+            if attempt == 0:
+                stored_item = fetched.get(cache_key)
+            else:
+                stored_item = self.tables.get(table, key)
             stored, digest = None, None
             if stored_item and int(stored_item.get("expires_at", 0)) > time.time():
                 stored = Alert.from_dict(unpack(stored_item))
@@ -75,6 +92,7 @@ class FeedMixin:
             except ConflictError:
                 logger.debug("%s %s changed while upserting; deciding again", table, target)
                 continue
+            fetched[cache_key] = item
             return AlertUpsert(alert, decision.change)
         raise ConflictError(f"{table} {target}: changed by other writers {UPSERT_ATTEMPTS} times")
 

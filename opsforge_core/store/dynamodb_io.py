@@ -58,9 +58,10 @@ _ACCESS = {
     "ExpiredTokenException",
     "MissingAuthenticationTokenException",
 }
-# BatchWriteItem takes at most 25 requests; unprocessed ones are retried this many times with
-# full-jitter exponential backoff starting at BATCH_BASE_DELAY seconds.
+# BatchWriteItem takes at most 25 requests and BatchGetItem 100 keys. Unprocessed ones are
+# retried this many times with full-jitter exponential backoff from BATCH_BASE_DELAY seconds.
 BATCH_SIZE = 25
+BATCH_GET_SIZE = 100
 BATCH_ATTEMPTS = 8
 BATCH_BASE_DELAY = 0.05
 BATCH_MAX_DELAY = 2.0
@@ -235,6 +236,51 @@ class Tables:
                 return items, None
             kwargs["ExclusiveStartKey"] = last
 
+    def batch_get(
+        self, table: str, keys: list[dict[str, Any]], key_attrs: list[str]
+    ) -> dict[tuple, dict[str, Any]]:
+        """Read items by key with consistent BatchGetItem calls of up to 100 keys.
+
+        Returns the items found, by the tuple of their key values. Unprocessed keys are retried
+        with jittered backoff; keys still unprocessed after that raise ``StoreError``.
+        """
+        unique = list({tuple(k[a] for a in key_attrs): k for k in keys}.values())
+        found: dict[tuple, dict[str, Any]] = {}
+        for start in range(0, len(unique), BATCH_GET_SIZE):
+            pending = [serialize(k) for k in unique[start : start + BATCH_GET_SIZE]]
+            for attempt in range(BATCH_ATTEMPTS):
+                response = self.call(
+                    "batch_get_item",
+                    table,
+                    f"batch of {len(pending)} keys",
+                    RequestItems={table: {"Keys": pending, "ConsistentRead": True}},
+                )
+                for item in response.get("Responses", {}).get(table, []):
+                    plain = deserialize(item)
+                    found[tuple(plain[a] for a in key_attrs)] = plain
+                pending = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+                if not pending:
+                    break
+                self._back_off(table, len(pending), attempt)
+            if pending:
+                raise StoreError(
+                    f"{table}: {len(pending)} keys stayed unprocessed after {BATCH_ATTEMPTS} "
+                    "BatchGetItem attempts; DynamoDB is overloaded, retry later"
+                )
+        return found
+
+    def _back_off(self, table: str, count: int, attempt: int) -> None:
+        delay = random.uniform(0, min(BATCH_MAX_DELAY, BATCH_BASE_DELAY * 2**attempt))
+        logger.info(
+            "%s: retrying %d unprocessed items in %.2f s (attempt %d of %d)",
+            table,
+            count,
+            delay,
+            attempt + 1,
+            BATCH_ATTEMPTS,
+        )
+        self.sleep(delay)
+
     # -- writes --------------------------------------------------------------------------------
 
     def batch_write(self, table: str, requests: list[dict], key_attrs: list[str]) -> int:
@@ -263,16 +309,7 @@ class Tables:
                 pending = unprocessed
                 if not pending:
                     break
-                delay = random.uniform(0, min(BATCH_MAX_DELAY, BATCH_BASE_DELAY * 2**attempt))
-                logger.info(
-                    "%s: retrying %d unprocessed items in %.2f s (attempt %d of %d)",
-                    table,
-                    len(pending),
-                    delay,
-                    attempt + 1,
-                    BATCH_ATTEMPTS,
-                )
-                self.sleep(delay)
+                self._back_off(table, len(pending), attempt)
             if pending:
                 reason = f"{len(pending)} items stayed unprocessed after {BATCH_ATTEMPTS} attempts"
                 raise self._partial(table, pending + later, key_attrs, reason)

@@ -19,10 +19,10 @@ from opsforge_core.store import open_store
 from opsforge_core.store.codec import item_size
 from opsforge_core.store.dynamodb import DynamoDBStore, make_client
 from opsforge_core.store.dynamodb_io import BATCH_ATTEMPTS, ITEM_BUDGET, serialize
-from opsforge_core.store.records import incident_document, incident_index
+from opsforge_core.store.records import alert_sort_key, incident_document, incident_index
 from tests.conftest import free_port
 from tests.store.conftest import dynamodb_store
-from tests.store.factories import make_pattern, make_report, make_series
+from tests.store.factories import make_alert, make_pattern, make_report, make_series
 
 NAMES = Settings(table_prefix="stub-").table_names
 
@@ -201,3 +201,35 @@ def test_update_item_without_version(dynalite, dynalite_client):
     resolved = store.update_incident_status("inc-old", "resolved", expected_status="open")
     assert resolved.status == "resolved"
     assert store.get_incident("inc-old").status == "resolved"
+
+
+def test_upsert_retries_unprocessed_keys(stubbed):
+    store, stubber = stubbed
+    alerts = [make_alert("fp-1"), make_alert("fp-2", minutes=1)]
+    key = serialize({"feed_id": "alerts", "ts": alert_sort_key(alerts[1])})
+    stubber.add_response(
+        "batch_get_item",
+        {"Responses": {NAMES["feed"]: []}, "UnprocessedKeys": {NAMES["feed"]: {"Keys": [key]}}},
+    )
+    stubber.add_response(
+        "batch_get_item",
+        {"Responses": {NAMES["feed"]: []}},
+        {"RequestItems": {NAMES["feed"]: {"Keys": [key], "ConsistentRead": True}}},
+    )
+    stubber.add_response("put_item", {})
+    stubber.add_response("put_item", {})
+    assert [r.change for r in store.upsert_alerts(alerts)] == ["new", "new"]
+
+
+def test_upsert_gives_up_on_unprocessed_keys(stubbed):
+    store, stubber = stubbed
+    alert = make_alert("fp-1")
+    key = serialize({"feed_id": "alerts", "ts": alert_sort_key(alert)})
+    for _ in range(BATCH_ATTEMPTS):
+        stubber.add_response(
+            "batch_get_item",
+            {"Responses": {}, "UnprocessedKeys": {NAMES["feed"]: {"Keys": [key]}}},
+        )
+    with pytest.raises(PartialWriteError, match="unprocessed") as info:
+        store.upsert_alerts([alert])
+    assert info.value.unwritten == [{"feed_id": "alerts", "ts": alert_sort_key(alert)}]
