@@ -463,7 +463,7 @@ class IngestBatch:
     scenario: dict[str, Any] | None = None
 
     def extend(self, other: IngestBatch) -> None:
-        """Append another batch's records, shifting its rejection indexes after ours."""
+        """Append another batch's records and topology; the first scenario seen is kept."""
         self.alerts.extend(other.alerts)
         self.series.extend(other.series)
         self.rejected.extend(other.rejected)
