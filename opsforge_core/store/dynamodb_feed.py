@@ -2,8 +2,8 @@
 
 Alerts live in the ``alerts`` partition, keyed by start time and fingerprint. Metric batches
 live in the ``metrics`` partition, keyed by first time and series key. Both carry
-``expires_at`` for TTL. DynamoDB deletes expired items only eventually (typically within days),
-so reads filter them out.
+``expires_at`` for TTL. DynamoDB deletes expired items in the background, some time after they
+expire, so reads filter them out.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class FeedMixin:
     ) -> AlertUpsert:
         """Write one alert if it changes the stored copy, conditional on that copy.
 
-        ``fetched`` holds the items read before the first attempt and is updated after each
+        ``fetched`` contains the items read before the first attempt and is updated after each
         write, so a repeat within the same delivery sees it. A lost race reads again.
         """
         table = self.names["feed"]

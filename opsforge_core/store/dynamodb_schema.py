@@ -6,7 +6,9 @@ listing needs them:
 - incidents ``by-status``: status, created_at. Serves status filters and open incidents.
 - incidents ``by-created``: a constant ``listing`` partition, created_at. Serves newest-first
   listings without a scan. Every incident lands in one index partition, which is fine at
-  incident write rates (DynamoDB allows about 1,000 writes per second per partition).
+  incident write rates: the Developer Guide ("warm throughput" page) limits a partition to
+  1,000 write units per second, and the index entries stay small because both indexes
+  project only the summary attributes.
 - patterns ``by-signature``: signature. Serves ``find_patterns``.
 
 Agent knowledge needs no index because its key is (agent_name, knowledge_key). The event feed
