@@ -37,7 +37,8 @@ import numpy as np
 from opsforge_core.errors import ValidationError
 from opsforge_core.models import iso, utc
 
-# DynamoDB's number range and precision (Developer Guide, "Supported data types").
+# DynamoDB's number range and precision (Developer Guide, "Supported data types and naming
+# rules in Amazon DynamoDB").
 MIN_MAGNITUDE = 1e-130
 MAX_MAGNITUDE = 1e126  # exclusive
 MAX_DIGITS = 38
@@ -167,9 +168,10 @@ def from_dynamo(value: Any) -> Any:
 def item_size(item: Mapping[str, Any]) -> int:
     """Estimate the DynamoDB size in bytes of a normalized item, erring on the large side.
 
-    The rules follow the Developer Guide's "Item sizes" page: names and strings count their
-    UTF-8 bytes, a number about one byte per two significant digits plus one, and each list or
-    map 3 bytes plus 1 byte per element.
+    The rules follow the Developer Guide's "DynamoDB item sizes and formats" page. Names and
+    strings count their UTF-8 bytes, a number about one byte per two significant digits plus
+    one, and each list or map 3 bytes plus 1 byte per element. Numbers get one byte more than
+    the page gives, to stay on the large side.
     """
     return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
 
