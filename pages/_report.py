@@ -24,6 +24,8 @@ from opsforge_core.views.forecast import forecast_figure, forecast_rows
 
 MAX_ANOMALY_CHARTS = 3
 MAX_FORECAST_CHARTS = 3
+# Forecasts worth a chart: a limit already reached or a crossing ahead. Flat trends are listed.
+CHARTED_FORECASTS = ("breached", "crossing")
 
 
 def render_report(
@@ -175,17 +177,26 @@ def _render_predictive(
         for index, anomaly in enumerate(charted[:MAX_ANOMALY_CHARTS]):
             figure = anomaly_figure(by_series[anomaly["series_key"]], anomaly)
             st.plotly_chart(figure, key=f"{key}-anomaly-{index}")
-    forecasts = list(findings.get("forecasts") or [])
+    forecasts = sorted(findings.get("forecasts") or [], key=_forecast_order)
     if forecasts:
-        st.markdown("**Forecasts**")
+        st.markdown("**Forecasts** (soonest limit first)")
         st.dataframe(forecast_rows(forecasts), hide_index=True, key=f"{key}-forecasts")
-        crossing = [f for f in forecasts if f.get("series_key") in by_series]
+        crossing = [
+            f
+            for f in forecasts
+            if f.get("status") in CHARTED_FORECASTS and f.get("series_key") in by_series
+        ]
         for index, forecast in enumerate(crossing[:MAX_FORECAST_CHARTS]):
             figure = forecast_figure(by_series[forecast["series_key"]], forecast)
             st.plotly_chart(figure, key=f"{key}-forecast-{index}")
     missing = findings.get("insufficient_data") or []
     if missing:
         st.caption(escape_markdown("Insufficient data: " + ", ".join(map(str, missing))))
+
+
+def _forecast_order(forecast: dict[str, Any]) -> tuple[bool, float]:
+    eta = forecast.get("eta_seconds")
+    return (eta is None, float(eta) if eta is not None else 0.0)
 
 
 def _render_rootcause(

@@ -74,4 +74,3 @@ def _simulator_line() -> None:
     status = simulator.status()
     state = "running" if status.get("running") and not status.get("paused") else "paused"
     _line("simulator", True, f"{state}, speed {status.get('speed', '?'):g}x")
-    st.sidebar.text(f"simulated clock {status['clock']:%Y-%m-%d %H:%M} UTC")

@@ -7,6 +7,7 @@ simulator (and the HTTP API, when it runs) writes into.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import datetime
 
@@ -45,10 +46,7 @@ def simulator_controls() -> None:
     with st.container(border=True):
         columns = st.columns([2, 1, 2, 3, 1], vertical_alignment="bottom")
         state, pause, speed, scenario, inject = columns
-        state.markdown(
-            f"**Simulator** {'running' if running else 'paused'}  \n"
-            f"clock {status['clock']:%Y-%m-%d %H:%M} UTC · {status.get('ticks', 0):,} ticks"
-        )
+        state.markdown(f"**Simulator** {'running' if running else 'paused'}")
         if running:
             if pause.button("Pause", key="live-pause", icon=":material/pause:"):
                 simulator.pause()
@@ -72,10 +70,18 @@ def simulator_controls() -> None:
         if inject.button("Inject", key="live-inject", type="primary", disabled=not name):
             simulator.inject(name)
             st.rerun()
-        _fault_line(status)
 
 
-def _fault_line(status: dict) -> None:
+def simulator_state() -> None:
+    """Show the simulator's clock, its injected fault and its write errors as they change."""
+    simulator = get_simulator()
+    if simulator is None:
+        return
+    status = simulator.status()
+    st.caption(
+        f"Simulated clock {status['clock']:%Y-%m-%d %H:%M} UTC · {status.get('ticks', 0):,} "
+        f"ticks · {status.get('alerts', 0):,} alerts written"
+    )
     fault = status.get("fault")
     if fault:
         st.caption(
@@ -96,6 +102,8 @@ def _fault_line(status: dict) -> None:
 @st.fragment(run_every=REFRESH_SECONDS)
 def live_feed(minutes: int) -> None:
     """Draw the feed; reruns on its own every few seconds without rerunning the page."""
+    with failure_shown("Reading the simulator's state"):
+        simulator_state()
     with failure_shown("Reading the event feed"):
         feed = load_feed(minutes)
         anomalies = feed_anomalies(minutes, feed["end"])
@@ -177,9 +185,9 @@ def _alert_table(alerts: list[Alert], now: datetime) -> None:
 def _alert_details(alerts: list[Alert]) -> None:
     """Show one alert's whole record, labels and raw payload included, as JSON."""
     by_key = {f"{a.fingerprint}@{a.starts_at.timestamp()}": a for a in alerts}
-    # The feed moves on between refreshes; fall back to the first alert when one leaves.
-    if st.session_state.get("live-alert") not in by_key:
-        st.session_state["live-alert"] = next(iter(by_key))
+    # The feed moves on between refreshes. A key derived from the rows on the page gives a new
+    # picker when they change, so the label shown always belongs to the record shown.
+    digest = hashlib.sha1("|".join(by_key).encode()).hexdigest()[:12]
     chosen = st.selectbox(
         "Alert details",
         list(by_key),
@@ -187,7 +195,7 @@ def _alert_details(alerts: list[Alert]) -> None:
             f"{by_key[k].severity} · {by_key[k].service} · {by_key[k].name} · {by_key[k].summary}",
             140,
         ),
-        key="live-alert",
+        key=f"live-alert-{digest}",
     )
     st.json(by_key[chosen].to_dict(include_raw=True), expanded=1)
 

@@ -8,6 +8,7 @@ from opsforge_core.views.charts import (
     SEVERITY_COLORS,
     anomaly_figure,
     count_points,
+    counter_rate,
     downsample_minmax,
     service_figure,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "anomaly_figure",
     "count_by",
     "count_points",
+    "counter_rate",
     "dependency_figure",
     "downsample_minmax",
     "escape_markdown",

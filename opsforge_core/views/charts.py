@@ -79,6 +79,23 @@ def downsample_minmax(
     return x[indexes], y[indexes]
 
 
+def counter_rate(series: MetricSeries) -> MetricSeries:
+    """Turn a counter into its per-second rate, so a chart shows load rather than a ramp.
+
+    A drop in the counter is a restart, so the rate after it is the new value over the step.
+    The rate keeps the counter's key, so anomaly marks found for the counter still apply.
+    """
+    if series.kind != "counter" or len(series) < 2:
+        return series
+    elapsed = np.diff(series.timestamps)
+    growth = np.diff(series.values)
+    growth = np.where(growth >= 0, growth, series.values[1:])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(elapsed > 0, growth / elapsed, np.nan)
+    unit = f"{series.unit}/s" if series.unit else "per second"
+    return MetricSeries(series.service, series.metric, series.timestamps[1:], rate, unit, "rate")
+
+
 def count_points(figure: go.Figure) -> int:
     """Count the data points of every trace in ``figure`` (what is sent to the browser)."""
     total = 0
@@ -141,11 +158,12 @@ def service_figure(
 ) -> go.Figure:
     """Draw every metric of one service on a shared UTC time axis.
 
-    The top row shows alert start times by severity; each metric gets its own row with its
-    anomaly onset and peak marked. ``anomalies`` maps series keys to ``SeriesAnomaly`` dicts.
+    The top row shows alert start times by severity. Each metric gets its own row with its
+    anomaly onset and peak marked, counters as per-second rates. ``anomalies`` maps series keys
+    to ``SeriesAnomaly`` dicts.
     """
     anomalies = anomalies or {}
-    ordered = sorted(series, key=lambda s: s.metric)
+    ordered = sorted((counter_rate(s) for s in series), key=lambda s: s.metric)
     rows = 1 + len(ordered)
     titles = ["alert starts"] + [
         plain(f"{s.metric} ({s.unit})" if s.unit else s.metric) for s in ordered

@@ -15,6 +15,7 @@ import string
 _PUNCTUATION = re.compile("([" + re.escape(string.punctuation) + "])")
 # GFM turns bare URLs into links after escapes are resolved, so a word joiner (U+2060, which
 # renders as nothing) breaks the "://" and "www." patterns it looks for.
+_SECRET_NAME = re.compile(r"(^|_)(token|secret|password|key|apikey)$", re.IGNORECASE)
 _WORD_JOINER = "\u2060"
 _AUTOLINKS = re.compile(r"(\\:)(\\/\\/)|(www)(\\\.)", re.IGNORECASE)
 
@@ -64,10 +65,13 @@ def format_duration(seconds: float | None) -> str:
 
 
 def mask_secret(name: str, value: object) -> object:
-    """Return ``value`` with secrets replaced by ``set``/``unset``, judged by the setting name."""
-    lowered = name.lower()
-    if any(word in lowered for word in ("token", "secret", "password", "api_key", "apikey")):
-        if value in (None, "", "unset"):
-            return "unset"
-        return "set"
-    return value
+    """Return ``value`` as ``set`` or ``unset`` when ``name`` is a secret's name.
+
+    A secret's name ends in token, secret, password or key (``api_token``,
+    ``ANTHROPIC_API_KEY``); counts such as ``llm_max_tokens`` are shown as they are.
+    """
+    if not _SECRET_NAME.search(name):
+        return value
+    if value in (None, "", "unset"):
+        return "unset"
+    return "set"

@@ -166,6 +166,30 @@ def test_analyze_run_is_listed_on_incidents(store: Store, app: AppTest) -> None:
     assert app.subheader[0].value == escape_markdown(stored.title)
 
 
+def test_analyze_streams_text_and_marks_fallback(
+    store: Store, app: AppTest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opsforge_core import orchestrator
+    from opsforge_core.llm import offline_synthesis
+
+    def streaming_synthesize(request, settings=None, provider=None, on_text=None):
+        for chunk in ('{"summary": ', '"<i>disk</i> full"', "}"):
+            on_text(chunk)
+        synthesis = offline_synthesis(request)
+        synthesis.fallback = True
+        synthesis.fallback_reason = "answer cut off at max_tokens"
+        synthesis.flags = ["prompt injection suspected in alert MarkupProbe"]
+        return synthesis
+
+    monkeypatch.setattr(orchestrator, "synthesize", streaming_synthesize)
+    _run_scenario(app, "disk_filling")
+    streamed = [t.value for t in app.status[0].text]
+    assert streamed == ['{"summary": "<i>disk</i> full"}']
+    warnings = [w.value for w in app.warning]
+    assert "**Fallback answer** from the offline rules: answer cut off at max\\_tokens" in warnings
+    assert any(w.startswith("**Flag:** prompt injection suspected") for w in warnings)
+
+
 def test_analyze_agent_override_skips_agent(store: Store, app: AppTest) -> None:
     open_page(app, "analyze")
     app.radio(key="analyze-source").set_value("Simulator scenario").run()
@@ -290,6 +314,7 @@ def test_settings_page_masks_secrets(monkeypatch: pytest.MonkeyPatch, app: AppTe
     shown = dict(zip(rows["setting"], rows["value"], strict=True))
     assert shown["api_token"] == "set"
     assert shown["ANTHROPIC_API_KEY"] == "set"
+    assert shown["llm_max_tokens"] == "2048"
     everything = " ".join(texts(app)) + rows.to_string()
     assert "very-secret-token-value" not in everything
     assert "sk-ant-secret-value" not in everything

@@ -12,6 +12,7 @@ from opsforge_core.views import (
     MAX_POINTS,
     alert_rows,
     count_points,
+    counter_rate,
     dependency_figure,
     downsample_minmax,
     escape_markdown,
@@ -104,6 +105,20 @@ def test_service_figure_escapes_markup_in_hover_text():
     assert "&lt;img src=x onerror=alert(1)&gt;" in strip.text[0]
 
 
+def test_counter_rate_handles_restart():
+    ts = START.timestamp() + 60.0 * np.arange(5)
+    counter = MetricSeries(
+        "api", "http_requests_total", ts, [600, 1200, 1800, 120, 720], "", "counter"
+    )
+    rate = counter_rate(counter)
+    assert rate.values.tolist() == [10.0, 10.0, 2.0, 10.0]
+    assert rate.timestamps.tolist() == ts[1:].tolist()
+    assert rate.key == counter.key
+    assert rate.unit == "per second"
+    gauge = MetricSeries("api", "cpu", ts, np.ones(5))
+    assert counter_rate(gauge) is gauge
+
+
 def test_dependency_figure_highlights_root_cause():
     pairs = [("frontend", "api"), ("api", "db"), ("api", "cache")]
     ranking = [{"service": "db", "score": 0.9}, {"service": "api", "score": 0.4}]
@@ -191,8 +206,16 @@ def test_format_duration_units():
 
 
 def test_settings_rows_mask_secrets():
-    rows = settings_rows({"api_token": "s3cret", "store": "sqlite", "model_prices": {"a": 1}})
-    shown = {r["setting"]: r["value"] for r in rows}
+    settings = {
+        "api_token": "s3cret",
+        "ANTHROPIC_API_KEY": None,
+        "llm_max_tokens": 2048,
+        "store": "sqlite",
+        "model_prices": {"a": 1},
+    }
+    shown = {r["setting"]: r["value"] for r in settings_rows(settings)}
     assert shown["api_token"] == "set"
+    assert shown["ANTHROPIC_API_KEY"] == "unset"
+    assert shown["llm_max_tokens"] == "2048"
     assert shown["store"] == "sqlite"
     assert shown["model_prices"] == '{"a": 1}'
