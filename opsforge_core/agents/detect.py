@@ -69,8 +69,8 @@ REFIRE = 2.0  # a score this many times the recent alarm still counts during a h
 DEFAULT_THRESHOLD = 0.5  # scan threshold: a deviation at least twice the previous maximum
 DAY = 86400.0
 MIN_COVERAGE = 0.6  # share of expected bins that must hold data to judge a series
-MIN_Z = 3.0  # a deviation must also exceed this many robust sd of the baseline window to score
-RUN_Z = 3.0  # |robust z| that keeps a point inside the anomalous run when finding its onset
+MIN_Z = 3.0  # a deviation must also exceed this many sd of past deviations to score
+RUN_Z = 3.0  # |z| that keeps a point inside the anomalous run when finding its onset
 CACHE_KEY = "anomalies"
 
 
@@ -171,9 +171,9 @@ def score_details(matrix: np.ndarray, period: int | None = None) -> dict[str, np
     """Score every column of ``matrix`` (points x series) online; see the module docstring.
 
     ``period`` is the season length in points (None for no seasonal term). Returns ``score``
-    (after the hold-off, in [0, 1]), ``raw`` (before it), ``direction`` (+1 or -1), a robust
-    ``z`` against the baseline and the ``baseline`` itself, each shaped like ``matrix`` and
-    free of NaN.
+    (after the hold-off, in [0, 1]), ``raw`` (before it), ``direction`` (+1 or -1), the ``z``
+    of the point against the baseline and the ``baseline`` itself. Each is shaped like
+    ``matrix`` and free of NaN.
     """
     values = np.asarray(matrix, dtype=np.float64)
     baseline = _moving(bn.move_median, _shift(values, 1), WINDOW, MIN_HISTORY)
@@ -183,17 +183,19 @@ def score_details(matrix: np.ndarray, period: int | None = None) -> dict[str, np
     before = _moving(bn.move_median, _shift(values, SHIFT_POINTS), WINDOW, MIN_HISTORY)
     # Mean |deviation| over the last points rises when swings grow more frequent or larger.
     volatility = _moving(bn.move_mean, np.abs(plain), VOLATILITY_POINTS, VOLATILITY_POINTS)
-    deviations = [plain, recent - before, volatility]
+    # Each deviation comes with the sign that gives its direction. A burst takes the sign of
+    # the current point, because its mean absolute value has none.
+    deviations = [(plain, plain), (recent - before, recent - before), (volatility, plain)]
     seasonal = _seasonal_deviation(values, plain, period) if period else None
     if seasonal is not None:
-        deviations.append(seasonal)
+        deviations.append((seasonal, seasonal))
     best = np.zeros(values.shape)
     direction = np.zeros(values.shape)
-    for deviation in deviations:
+    for deviation, signed in deviations:
         ratio = _novelty(deviation, floor)
         wins = ratio > best
         best = np.where(wins, ratio, best)
-        direction = np.where(wins, np.sign(deviation), direction)
+        direction = np.where(wins, np.sign(signed), direction)
     raw = 1.0 - 1.0 / np.maximum(best, 1.0)
     scale = 1.2533 * _moving(bn.move_mean, _shift(np.abs(plain), 1), WINDOW, MIN_HISTORY)
     scale = np.fmax(np.nan_to_num(scale, nan=0.0), floor)
@@ -290,7 +292,7 @@ def _verdict(
     ratio = 1.0 / max(1.0 - float(details["raw"][absolute]), 1e-6)
     word = "above" if found.direction > 0 else "below"
     found.reason = (
-        f"{found.value:.4g} against a baseline of {found.baseline:.4g} (robust z "
+        f"{found.value:.4g} against a baseline of {found.baseline:.4g} (z "
         f"{found.zscore:.1f}): a deviation {word} {min(ratio, 1e3):.1f} times the largest before"
     )
     return found
