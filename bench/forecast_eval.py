@@ -2,9 +2,10 @@
 
     python -m bench.forecast_eval [--nab ../shared/data/nab/data] [--json]
 
-Cases: a disk filling linearly with noise, a memory leak (slow growth under a garbage-collector
-sawtooth), a leak whose process restarts before it reaches the limit and, with ``--nab``, the
-NAB files whose values rise over the file (Spearman correlation with time of at least 0.45).
+There are three built cases: a disk filling linearly with noise, a memory leak (slow growth
+under a garbage-collector sawtooth) and a leak whose process restarts before it reaches the
+limit. ``--nab`` adds the NAB files whose values rise over the file (a Spearman correlation
+with time of at least 0.45).
 For those the limit is 95% of the median of the last 5% of points, and the true crossing is
 where a one-day rolling median reaches it for good.
 

@@ -9,11 +9,12 @@ the same scores come out whether a series is scored live or after the fact. ``sc
 
 Scoring measures how far a point deviates beyond anything seen before it. Per point t:
 
-1. Deviations: the value minus the median of the previous ``WINDOW`` points; the median of the
-   last ``SHIFT_POINTS`` points minus the median of the ``WINDOW`` before them (a level shift);
-   the mean absolute value of the first deviation over the last ``VOLATILITY_POINTS`` points
-   (a burst of swings); and, when a period is given and the series repeats well, the value
-   minus the median of the same phase in the last ``SEASONS`` periods.
+1. Deviations, up to four of them. The point deviation is the value minus the median of the
+   previous ``WINDOW`` points. A level shift is the median of the last ``SHIFT_POINTS`` points
+   minus the median of the ``WINDOW`` before them. A burst is the mean absolute point deviation
+   over the last ``VOLATILITY_POINTS`` points. When a period is given and the series repeats
+   well, the seasonal deviation is the value minus the median of the same phase in the last
+   ``SEASONS`` periods.
 2. Novelty: each deviation divided by the largest deviation of the same sign in the previous
    ``MEMORY`` points, or by ``MIN_Z`` standard deviations of the past deviations if that is
    larger. A ratio u above 1 is a new extreme; the score is ``1 - 1/u``. Spikes as tall as
@@ -253,7 +254,7 @@ def _verdict(
     """Reduce one series' scores in the window starting at ``since`` to a ``SeriesAnomaly``.
 
     The peak's time, direction, value and baseline are filled in whenever its score is above
-    0, even below ``threshold``; ``onset_ts`` only when the series is anomalous.
+    0, even below ``threshold``. ``onset_ts`` is set only when the series is anomalous.
     """
     ts = prepared.timestamps
     first = 0 if since is None else int(np.searchsorted(ts, since, side="left"))
