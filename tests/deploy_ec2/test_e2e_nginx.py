@@ -1,0 +1,314 @@
+"""The EC2 stack end to end: console, API and one SQLite store behind a real nginx.
+
+The console and the API run as the systemd units start them, on free loopback ports, and the
+shipped nginx site is rendered for those ports. Requests go through nginx only: basic auth on
+the console, the WebSocket upgrade on /_stcore/stream, headless Chromium on the Live page,
+the Alertmanager webhook with and without the bearer token, and the security headers.
+
+Clients reach nginx under the name ``opsforge.test`` with the port in the Host header, as a
+browser does on a real host. Streamlit accepts a WebSocket only when its Origin matches the
+Host it receives, or when the Origin is localhost, so 127.0.0.1 alone would hide a site that
+drops the port.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from opsforge_core.config import Settings
+from opsforge_core.store import open_store
+from tests.conftest import REPO_ROOT, free_port
+from tests.deploy_ec2.nginx_site import NGINX, render_site, start_nginx
+from tests.ui.test_browser import CHROMIUM, CHROMIUM_ARGS, _shoot, _wait_healthy
+
+pytestmark = [
+    pytest.mark.server,
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(NGINX).exists(), reason=f"nginx is not installed at {NGINX}"),
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(), reason=f"chromium is not installed at {CHROMIUM}"
+    ),
+]
+
+HOSTNAME = "opsforge.test"
+USER = "admin"
+PASSWORD = "e2e-console-pw"
+TOKEN = "e2e-api-token-7c1d"
+FIRING = "c4f1a9d02b7e3f51"
+RESOLVED = "9ab2e6c1f0d47733"
+START_TIMEOUT = 60.0
+# The nginx site adds these to every response, 401s and API answers included.
+SECURITY_HEADERS = {
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "SAMEORIGIN",
+    "referrer-policy": "same-origin",
+    "permissions-policy": "camera=(), microphone=(), geolocation=()",
+}
+
+
+@dataclass
+class Stack:
+    """The running stack: nginx's port, the store settings and an HTTP client for nginx."""
+
+    port: int
+    settings: Settings
+    client: httpx.Client
+
+    @property
+    def origin(self) -> str:
+        return f"http://{HOSTNAME}:{self.port}"
+
+
+def _environment(folder: Path) -> dict[str, str]:
+    # The console and the API share one store, as on EC2 where both read opsforge.env.
+    env = {
+        **os.environ,
+        "OPSFORGE_STORE": "sqlite",
+        "OPSFORGE_SQLITE_PATH": str(folder / "opsforge.db"),
+        "OPSFORGE_LLM_PROVIDER": "offline",
+        "OPSFORGE_API_TOKEN": TOKEN,
+        "OPSFORGE_LIVE_SIMULATOR": "off",
+    }
+    env.pop("OPSFORGE_DYNAMODB_ENDPOINT", None)
+    return env
+
+
+def _spawn(stack: ExitStack, command: list[str], env: dict[str, str], log: Path) -> Any:
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    stack.callback(_stop, process)
+    return process
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+def _wait_api(url: str, process: subprocess.Popen, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"API exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2.0, trust_env=False).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"API not healthy after {START_TIMEOUT}s:\n{log.read_text()[-3000:]}")
+
+
+def _start_console(stack: ExitStack, folder: Path, env: dict[str, str]) -> int:
+    port = free_port()
+    log = folder / "console.log"
+    command = [
+        sys.executable, "-m", "streamlit", "run", "app.py",
+        "--server.port", str(port), "--server.address", "127.0.0.1",
+        "--server.headless", "true", "--browser.gatherUsageStats", "false",
+    ]  # fmt: skip
+    process = _spawn(stack, command, env, log)
+    _wait_healthy(f"http://127.0.0.1:{port}", process, log)
+    return port
+
+
+def _start_api(stack: ExitStack, folder: Path, env: dict[str, str]) -> int:
+    port = free_port()
+    log = folder / "api.log"
+    command = [
+        sys.executable,
+        "-m",
+        "opsforge_core",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    process = _spawn(stack, command, env, log)
+    _wait_api(f"http://127.0.0.1:{port}", process, log)
+    return port
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """Start the API, the console and nginx; stop all three when the module ends."""
+    folder = tmp_path_factory.mktemp("ec2-stack")
+    env = _environment(folder)
+    settings = Settings.from_env(env)
+    store = open_store(settings)
+    store.init()
+    store.close()
+    with ExitStack() as processes:
+        api_port = _start_api(processes, folder, env)
+        console_port = _start_console(processes, folder, env)
+        port = free_port()
+        site = render_site(folder / "nginx", port, console_port, api_port, USER, PASSWORD)
+        processes.callback(_stop, start_nginx(site))
+        # Every request names opsforge.test in its Host header but connects to loopback.
+        client = httpx.Client(
+            base_url=f"http://127.0.0.1:{port}",
+            headers={"Host": f"{HOSTNAME}:{port}"},
+            timeout=60.0,
+            trust_env=False,
+        )
+        processes.callback(client.close)
+        yield Stack(port, settings, client)
+
+
+@pytest.fixture
+def webhook(events_dir: Path) -> dict[str, Any]:
+    return json.loads((events_dir / "alertmanager_webhook_mixed.json").read_text())
+
+
+def _assert_security_headers(response: httpx.Response) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        assert response.headers.get(name) == value, f"{name} on {response.request.url}"
+    policy = response.headers.get("content-security-policy", "")
+    assert "default-src 'self'" in policy
+    assert "frame-ancestors 'self'" in policy
+    # server_tokens off: nginx names itself without its version.
+    assert response.headers.get("server") == "nginx"
+
+
+def test_console_without_credentials_is_401(stack: Stack) -> None:
+    missing = stack.client.get("/")
+    wrong = stack.client.get("/", auth=(USER, "not-the-password"))
+    health = stack.client.get("/_stcore/health")
+
+    for response in (missing, wrong, health):
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == 'Basic realm="OpsForge"'
+        _assert_security_headers(response)
+
+
+def test_console_health_with_credentials_is_200(stack: Stack) -> None:
+    health = stack.client.get("/_stcore/health", auth=(USER, PASSWORD))
+    index = stack.client.get("/", auth=(USER, PASSWORD))
+
+    assert health.status_code == 200
+    assert health.text == "ok"
+    assert index.status_code == 200
+    assert "<title>" in index.text
+    _assert_security_headers(index)
+
+
+def _websocket_connect(stack: Stack, headers: dict[str, str]) -> Any:
+    from websockets.sync.client import connect
+
+    # The URI gives the Host header; the socket goes to nginx on loopback.
+    sock = socket.create_connection(("127.0.0.1", stack.port), timeout=10)
+    return connect(
+        f"ws://{HOSTNAME}:{stack.port}/_stcore/stream",
+        sock=sock,
+        origin=stack.origin,
+        subprotocols=["streamlit"],
+        additional_headers=headers,
+        proxy=None,
+        open_timeout=30,
+    )
+
+
+def test_websocket_handshake_through_nginx_is_101(stack: Stack) -> None:
+    credentials = httpx.BasicAuth(USER, PASSWORD)
+    request = next(credentials.auth_flow(httpx.Request("GET", stack.origin)))
+    headers = {"Authorization": request.headers["Authorization"]}
+
+    with _websocket_connect(stack, headers) as websocket:
+        response = websocket.response
+        assert response.status_code == 101
+        assert response.headers["Upgrade"].lower() == "websocket"
+        assert websocket.subprotocol == "streamlit"
+        # The session stays open after the handshake, so nginx passed the upgrade on.
+        websocket.ping().wait(timeout=10)
+
+
+def test_websocket_without_credentials_is_401(stack: Stack) -> None:
+    from websockets.exceptions import InvalidStatus
+
+    with pytest.raises(InvalidStatus) as refused:
+        _websocket_connect(stack, {})
+
+    assert refused.value.response.status_code == 401
+
+
+def test_browser_shows_live_page_through_nginx(stack: Stack) -> None:
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    # Chromium resolves opsforge.test to loopback, so its Origin names the host and port.
+    args = [*CHROMIUM_ARGS, f"--host-resolver-rules=MAP {HOSTNAME} 127.0.0.1"]
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+        try:
+            context = browser.new_context(
+                viewport={"width": 1400, "height": 1000},
+                http_credentials={"username": USER, "password": PASSWORD},
+            )
+            page = context.new_page()
+            page.goto(stack.origin)
+            page.get_by_role("heading", name="Live", exact=True).wait_for(timeout=60_000)
+            page.get_by_text("Alerts in window").wait_for(timeout=30_000)
+            _shoot(page, "nginx_live")
+            assert page.get_by_text("Connecting", exact=False).count() == 0
+            assert page.get_by_text("OPSFORGE_LIVE_SIMULATOR=off").is_visible()
+        finally:
+            browser.close()
+
+
+def _read_feed(stack: Stack) -> dict[str, Any]:
+    store = open_store(stack.settings)
+    try:
+        return {alert.fingerprint: alert for alert in store.recent_alerts().items}
+    finally:
+        store.close()
+
+
+def test_alertmanager_webhook_needs_bearer_token(stack: Stack, webhook: dict) -> None:
+    path = "/api/v1/alerts/alertmanager"
+    missing = stack.client.post(path, json=webhook)
+    wrong = stack.client.post(path, json=webhook, headers={"Authorization": "Bearer nope"})
+
+    for response in (missing, wrong):
+        assert response.status_code == 401
+        assert response.headers["www-authenticate"] == "Bearer"
+        _assert_security_headers(response)
+    assert _read_feed(stack) == {}
+
+    accepted = stack.client.post(path, json=webhook, headers={"Authorization": f"Bearer {TOKEN}"})
+
+    assert accepted.status_code == 200, accepted.text
+    assert sorted(accepted.json()["new"]) == sorted([FIRING, RESOLVED])
+    _assert_security_headers(accepted)
+    feed = _read_feed(stack)
+    assert sorted(feed) == sorted([FIRING, RESOLVED])
+    assert feed[FIRING].source == "alertmanager"
+    assert feed[FIRING].status == "firing"
+    assert feed[FIRING].ends_at is None
+    assert feed[RESOLVED].status == "resolved"
+
+
+def test_healthz_through_nginx_needs_no_login(stack: Stack) -> None:
+    response = stack.client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "store": "sqlite"}
+    _assert_security_headers(response)
