@@ -139,13 +139,19 @@ def start_console(folder: Path, port: int, speed: float) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def wait_healthy(url: str, process: subprocess.Popen, timeout: float = START_TIMEOUT) -> None:
+def wait_healthy(
+    url: str,
+    process: subprocess.Popen,
+    timeout: float = START_TIMEOUT,
+    path: str = "/_stcore/health",
+) -> None:
+    """Poll ``url + path`` until it returns 200; raise if the process exits or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"console exited with {process.returncode} before it was healthy")
         try:
-            if httpx.get(f"{url}/_stcore/health", timeout=2.0).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=2.0).status_code == 200:
                 return
         except httpx.TransportError:
             pass

@@ -1,0 +1,315 @@
+"""Sustained alert ingestion against the HTTP API: ``python -m bench.load [--json]``.
+
+Starts ``python -m opsforge_core serve`` on a free loopback port with a fresh SQLite store,
+then sends ``--rate`` requests per second for ``--duration`` seconds to ``POST /api/v1/events``,
+each carrying one new firing alert. The generator is open-loop: request ``i`` is due at
+``start + i / rate`` whether or not earlier ones have finished, and its latency counts from that
+due time. A slow server therefore shows up as latency instead of a lower send rate (no
+coordinated omission). In-flight requests are capped by ``--connections``, and requests still
+open ``--drain`` seconds after the last one is due count as errors.
+
+After the run the store is read back: every alert acknowledged with a 2xx must be in it.
+Target: 500 requests per second for 60 s with p99 under 200 ms and no errors.
+
+The alerts are ``warning`` by default. High and critical alerts start an analysis each, which
+measures the orchestrator rather than ingestion (``--severity critical`` does that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psutil
+
+from bench.soak import git_commit, wait_healthy
+from opsforge_core.config import Settings
+from opsforge_core.store import open_store
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "bench-load-token"
+PATH = "/api/v1/events"
+P99_TARGET_MS = 200.0
+REQUEST_TIMEOUT_S = 10.0
+
+
+@dataclass
+class LoadResult:
+    rate: float
+    duration_s: float
+    connections: int
+    severity: str
+    sent: int = 0
+    ok: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    elapsed_s: float = 0.0
+    throughput_rps: float = 0.0
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+    max_ms: float | None = None
+    max_send_lag_ms: float = 0.0
+    cold_request_ms: float | None = None
+    server_cpu_percent: float | None = None
+    server_rss_mb: float | None = None
+    stored_alerts: int | None = None
+    passed: bool = False
+    commit: str = ""
+    machine: str = ""
+    command: str = ""
+
+
+def percentile(sorted_values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an ascending list."""
+    rank = max(1, round(fraction * len(sorted_values) + 0.5))
+    return sorted_values[min(rank, len(sorted_values)) - 1]
+
+
+def alert_body(index: int, severity: str, started: datetime) -> bytes:
+    alert = {
+        "fingerprint": f"load-{started:%H%M%S}-{index:08d}",
+        "name": "QueueDepthHigh",
+        "service": f"svc-{index % 25:02d}",
+        "severity": severity,
+        "status": "firing",
+        "summary": f"queue depth above 1000 on shard {index % 97}",
+        "labels": {"shard": str(index % 97), "bench": "load"},
+        "starts_at": started.isoformat(),
+    }
+    return json.dumps({"alerts": [alert]}).encode()
+
+
+def http_request(port: int, body: bytes) -> bytes:
+    head = (
+        f"POST {PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: Bearer {TOKEN}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+class ConnectionPool:
+    """Keep-alive HTTP/1.1 connections, at most ``size`` open; one request per connection."""
+
+    def __init__(self, port: int, size: int) -> None:
+        self.port = port
+        self.idle: asyncio.Queue = asyncio.Queue()
+        self.slots = asyncio.Semaphore(size)
+
+    async def send(self, payload: bytes) -> int:
+        """Send one request and return the response status; raise OSError on a broken link."""
+        async with self.slots:
+            if self.idle.empty():
+                connection = await asyncio.open_connection("127.0.0.1", self.port)
+            else:
+                connection = self.idle.get_nowait()
+            reader, writer = connection
+            try:
+                writer.write(payload)
+                status, keep = await _read_response(reader)
+            except BaseException:
+                writer.close()
+                raise
+            if keep:
+                self.idle.put_nowait(connection)
+            else:
+                writer.close()
+            return status
+
+    def close(self) -> None:
+        while not self.idle.empty():
+            _, writer = self.idle.get_nowait()
+            writer.close()
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    headers = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    await reader.readexactly(int(headers.get("content-length", "0")))
+    return status, headers.get("connection", "").lower() != "close"
+
+
+async def warm_up(port: int, result: LoadResult, count: int = 20) -> None:
+    """Send requests one at a time before the timed run; record the first one's latency.
+
+    The API opens its store and builds its orchestrator on the first request, which takes
+    seconds and would otherwise queue the first second of the schedule behind it.
+    """
+    pool = ConnectionPool(port, 1)
+    started = datetime.now(UTC)
+    loop = asyncio.get_running_loop()
+    for index in range(count):
+        begin = loop.time()
+        status = await pool.send(http_request(port, alert_body(-1 - index, "info", started)))
+        if index == 0:
+            result.cold_request_ms = round((loop.time() - begin) * 1000.0, 1)
+        if not 200 <= status < 300:
+            raise RuntimeError(f"warm-up request returned HTTP {status}")
+    pool.close()
+
+
+async def drive(port: int, result: LoadResult, drain_s: float) -> list[float]:
+    """Send the open-loop schedule and return the latencies of the 2xx responses in ms."""
+    pool = ConnectionPool(port, result.connections)
+    latencies: list[float] = []
+    total = int(result.rate * result.duration_s)
+    started = datetime.now(UTC)
+    loop = asyncio.get_running_loop()
+
+    async def one(index: int, due: float) -> None:
+        payload = http_request(port, alert_body(index, result.severity, started))
+        try:
+            status = await asyncio.wait_for(pool.send(payload), REQUEST_TIMEOUT_S)
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as exc:
+            kind = type(exc).__name__
+            result.errors[kind] = result.errors.get(kind, 0) + 1
+            return
+        if 200 <= status < 300:
+            result.ok += 1
+            latencies.append((loop.time() - due) * 1000.0)
+        else:
+            result.errors[f"http {status}"] = result.errors.get(f"http {status}", 0) + 1
+
+    tasks = []
+    begin = loop.time()
+    for index in range(total):
+        due = begin + index / result.rate
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        result.max_send_lag_ms = max(result.max_send_lag_ms, (loop.time() - due) * 1000.0)
+        tasks.append(asyncio.create_task(one(index, due)))
+        result.sent += 1
+    done, pending = await asyncio.wait(tasks, timeout=drain_s) if tasks else (set(), set())
+    for task in pending:
+        task.cancel()
+    if pending:
+        result.errors["not finished"] = len(pending)
+    result.elapsed_s = round(loop.time() - begin, 2)
+    pool.close()
+    return latencies
+
+
+def start_server(folder: Path, port: int) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "OPSFORGE_STORE": "sqlite",
+        "OPSFORGE_SQLITE_PATH": str(folder / "opsforge.db"),
+        "OPSFORGE_LLM_PROVIDER": "offline",
+        "OPSFORGE_API_TOKEN": TOKEN,
+    }
+    command = [sys.executable, "-m", "opsforge_core", "serve", "--port", str(port)]
+    log = (folder / "server.log").open("w")
+    return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def count_alerts(sqlite_path: Path, exclude_severity: str) -> int:
+    store = open_store(Settings(store="sqlite", sqlite_path=str(sqlite_path)))
+    try:
+        total = 0
+        cursor = None
+        while True:
+            page = store.recent_alerts(limit=1000, cursor=cursor)
+            total += sum(1 for alert in page.items if alert.severity != exclude_severity)
+            cursor = page.cursor
+            if cursor is None:
+                return total
+    finally:
+        store.close()
+
+
+def summarize(result: LoadResult, latencies: list[float]) -> None:
+    latencies.sort()
+    if latencies:
+        result.p50_ms = round(percentile(latencies, 0.50), 1)
+        result.p95_ms = round(percentile(latencies, 0.95), 1)
+        result.p99_ms = round(percentile(latencies, 0.99), 1)
+        result.max_ms = round(latencies[-1], 1)
+    result.throughput_rps = round(result.ok / result.elapsed_s, 1) if result.elapsed_s else 0.0
+    result.passed = (
+        not result.errors
+        and result.p99_ms is not None
+        and result.p99_ms < P99_TARGET_MS
+        and result.stored_alerts == result.ok
+    )
+
+
+def run_load(args: argparse.Namespace) -> LoadResult:
+    from tests.conftest import free_port
+
+    result = LoadResult(
+        rate=args.rate,
+        duration_s=args.duration,
+        connections=args.connections,
+        severity=args.severity,
+        commit=git_commit(),
+        machine=f"{os.cpu_count()} cores, {platform.platform()}",
+        command="python -m bench.load " + " ".join(sys.argv[1:]),
+    )
+    with tempfile.TemporaryDirectory(prefix="opsforge-load-") as tmp:
+        folder = Path(tmp)
+        port = free_port()
+        server = start_server(folder, port)
+        try:
+            wait_healthy(f"http://127.0.0.1:{port}", server, timeout=60.0, path="/healthz")
+            process = psutil.Process(server.pid)
+            process.cpu_percent()
+            asyncio.run(warm_up(port, result))
+            latencies = asyncio.run(drive(port, result, args.drain))
+            result.server_cpu_percent = round(process.cpu_percent(), 1)
+            result.server_rss_mb = round(process.memory_info().rss / 1024 / 1024, 1)
+        finally:
+            server.terminate()
+            server.wait(timeout=15)
+        # The warm-up alerts are info severity and are not part of the result.
+        result.stored_alerts = count_alerts(folder / "opsforge.db", exclude_severity="info")
+    summarize(result, latencies)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Drive sustained alert ingestion at the API.")
+    parser.add_argument("--rate", type=float, default=500.0, help="requests per second")
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of sending")
+    parser.add_argument(
+        "--connections", type=int, default=64, help="maximum concurrent connections"
+    )
+    parser.add_argument(
+        "--drain", type=float, default=15.0, help="seconds to wait for the last responses"
+    )
+    parser.add_argument("--severity", default="warning", choices=["warning", "high", "critical"])
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    args = parser.parse_args(argv)
+    if args.rate <= 0 or args.duration <= 0 or args.connections < 1:
+        parser.error("--rate and --duration must be above 0 and --connections at least 1")
+
+    result = run_load(args)
+    if args.json:
+        print(json.dumps(asdict(result), indent=2))
+    else:
+        print(
+            f"{result.ok}/{result.sent} ok in {result.elapsed_s} s ({result.throughput_rps} "
+            f"req/s); latency p50 {result.p50_ms} ms, p95 {result.p95_ms} ms, "
+            f"p99 {result.p99_ms} ms, max {result.max_ms} ms; errors {result.errors or 'none'}; "
+            f"stored {result.stored_alerts}; server CPU {result.server_cpu_percent}%; "
+            f"target {'met' if result.passed else 'MISSED'}"
+        )
+    return 0 if result.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
