@@ -15,7 +15,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	touch $@
 
 node_modules/.installed: package.json
-	npm install --no-audit --no-fund --silent
+	npm install --no-audit --no-fund --no-package-lock --silent
 	touch $@
 
 install: $(VENV)/.installed
