@@ -52,6 +52,8 @@ logger = logging.getLogger(__name__)
 
 EXPLAINED = 0.8  # how much a sick dependency that started no later discounts a service
 COVERAGE_BASE = 0.5  # factor of a candidate that explains none of the other sick services
+CHECKED = 0.1  # bonus for MAX_CHECKED or more dependencies observed healthy
+MAX_CHECKED = 3
 TIMING_TAU_S = 300.0  # onset delay at which the timing factor falls to 1/e of its range
 TIMING_FLOOR = 0.2
 GROUP_WINDOW = timedelta(minutes=10)  # the AlertOps default
@@ -125,7 +127,8 @@ class RootCauseAgent(Agent):
             )
         candidates = {s: e for s, e in sick.items() if scope is None or s in scope}
         steps.append(ReasoningStep("Candidates", scope_note, {"services": sorted(candidates)}))
-        ranking = rank(candidates, sick, graph, symptom_onset)
+        observed = {v.service for v in verdicts.values() if v.status != "insufficient_data"}
+        ranking = rank(candidates, sick, graph, symptom_onset, observed)
         findings["ranking"] = ranking
         if not ranking:
             steps.append(ReasoningStep("Verdict", "no service is anomalous enough to name", {}))
@@ -196,8 +199,13 @@ def rank(
     sick: dict[str, ServiceEvidence],
     graph: ServiceGraph | None,
     reference_onset: float | None = None,
+    observed: set[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Score each candidate (see the module docstring) and return them best first.
+
+    ``observed`` names the services with judged metrics; a candidate whose dependencies were
+    observed healthy is a little more likely the cause than a leaf, whose trouble could sit
+    in something unobserved behind it.
 
     Onset delays are measured from ``reference_onset`` (the symptom's onset) when given, else
     from the earliest candidate onset.
@@ -215,7 +223,10 @@ def rank(
         timing = TIMING_FLOOR + (1 - TIMING_FLOOR) * math.exp(-delay / TIMING_TAU_S)
         covered = _covered(service, ev, candidates, graph)
         coverage = len(covered) / max(1, len(candidates) - 1)
+        checked = _checked_dependencies(service, sick, graph, observed)
+        vouched = 1.0 + CHECKED * min(len(checked), MAX_CHECKED) / MAX_CHECKED
         score = ev.magnitude * (1 - EXPLAINED * worst) * timing * (COVERAGE_BASE + coverage)
+        score *= vouched
         entries.append(
             {
                 "service": service,
@@ -237,6 +248,18 @@ def rank(
         entry["score"] = round(entry["score"] / best, 4)
     entries.sort(key=lambda e: (-e["score"], e["service"]))
     return entries
+
+
+def _checked_dependencies(
+    service: str,
+    sick: dict[str, ServiceEvidence],
+    graph: ServiceGraph | None,
+    observed: set[str] | None,
+) -> list[str]:
+    """Return the dependencies of ``service`` whose metrics were judged and found healthy."""
+    if graph is None or not observed:
+        return []
+    return sorted(d for d in graph.dependencies(service) if d in observed and d not in sick)
 
 
 def _covered(
