@@ -22,7 +22,7 @@ from opsforge_core.views import (
     shorten,
     sort_alerts,
 )
-from pages._data import feed_anomalies, load_feed, scenario_names
+from pages._data import load_feed, scenario_names
 from pages._shared import DEFAULT_SPEED, failure_shown, get_simulator, init_state
 
 logger = logging.getLogger(__name__)
@@ -106,7 +106,7 @@ def live_feed(minutes: int) -> None:
         simulator_state()
     with failure_shown("Reading the event feed"):
         feed = load_feed(minutes)
-        anomalies = feed_anomalies(minutes, feed["end"])
+        anomalies = feed["anomalies"]
         alerts: list[Alert] = feed["alerts"]
         series: list[MetricSeries] = feed["series"]
         _summary(alerts, series, feed, anomalies)
