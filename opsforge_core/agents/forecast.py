@@ -13,6 +13,7 @@ import logging
 import math
 import re
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,7 @@ RESET_SD = 8.0  # a drop this many robust sd of the changes may be a reset
 RESET_SHARE = 0.5  # and it must also be this share of the range of the values
 MAX_AUTOCORRELATION = 0.95  # caps the interval widening at sqrt(39), about 6.2 times
 MAX_HORIZON = 365 * 86400.0  # seconds; a crossing further out is reported as no crossing
+SLOPE_Z = float(stats.norm.ppf((1.0 - SLOPE_CONFIDENCE) / 2.0))  # negative, about -1.96
 
 # Limits of gauges that exhaust a resource, by metric name. Values are in the metric's own
 # unit, so these apply only to percentages (checked in ``default_limit``).
@@ -84,10 +86,48 @@ def default_limit(series: MetricSeries) -> float | None:
     return None
 
 
+@lru_cache(maxsize=8)
+def _pair_indexes(n: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.triu_indices(n, k=1)
+
+
+def _tie_term(values: np.ndarray) -> float:
+    _, counts = np.unique(values, return_counts=True)
+    k = counts[counts > 1].astype(np.float64)
+    return float(np.sum(k * (k - 1.0) * (2.0 * k + 5.0)))
+
+
+def theil_sen(ts: np.ndarray, vals: np.ndarray) -> tuple[float, float, float]:
+    """Return the Theil-Sen slope and its ``SLOPE_CONFIDENCE`` interval as (slope, low, high).
+
+    The values equal ``scipy.stats.theilslopes(vals, ts, alpha=SLOPE_CONFIDENCE)`` (scipy 1.17:
+    the interval from Sen (1968), eq. 2.6, with its tie correction). Partial sorts pick the
+    three order statistics, where scipy sorts every pairwise slope, and that is most of the
+    forecast's time on hundreds of gauges.
+    """
+    first, second = _pair_indexes(ts.size)
+    dx = ts[second] - ts[first]
+    keep = dx != 0
+    slopes = (vals[second] - vals[first])[keep] / dx[keep]
+    count, n = slopes.size, ts.size
+    if count == 0:
+        return math.nan, math.nan, math.nan
+    sigma = math.sqrt((n * (n - 1) * (2 * n + 5) - _tie_term(ts) - _tie_term(vals)) / 18.0)
+    upper = min(int(np.round((count - SLOPE_Z * sigma) / 2.0)), count - 1)
+    lower = max(int(np.round((count + SLOPE_Z * sigma) / 2.0)) - 1, 0)
+    middle = count // 2
+    ordered = np.partition(slopes, sorted({lower, upper, middle, max(middle - 1, 0)}))
+    if count % 2:
+        median = float(ordered[middle])
+    else:
+        median = 0.5 * float(ordered[middle - 1] + ordered[middle])
+    return median, float(ordered[lower]), float(ordered[upper])
+
+
 def _fit(ts: np.ndarray, vals: np.ndarray) -> tuple[float, float, float, float, float, float]:
     """Return (pivot time, pivot value, slope, slope low, slope high, residual sd)."""
     pivot_t = float(np.median(ts))
-    slope, _, low, high = stats.theilslopes(vals, ts, alpha=SLOPE_CONFIDENCE)
+    slope, low, high = theil_sen(ts, vals)
     pivot_v = float(np.median(vals - slope * (ts - pivot_t)))
     residual = vals - (pivot_v + slope * (ts - pivot_t))
     sd = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))

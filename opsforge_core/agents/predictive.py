@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
+import math
 from datetime import UTC, datetime
 from typing import Any
 
 from opsforge_core.agents.base import Agent, AnalysisContext
 from opsforge_core.agents.detect import DEFAULT_THRESHOLD, SeriesAnomaly, scan_all
-from opsforge_core.agents.forecast import Forecast, forecast_series
-from opsforge_core.models import AgentResult, ReasoningStep
+from opsforge_core.agents.forecast import Forecast, default_limit, forecast_crossing
+from opsforge_core.agents.series_grid import PreparedSeries
+from opsforge_core.models import AgentResult, MetricSeries, ReasoningStep
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +45,23 @@ def _is_near(forecast: Forecast) -> bool:
     return forecast.status == "crossing" and eta is not None and eta <= FORECAST_HORIZON
 
 
+def _forecasts(ctx: AnalysisContext) -> list[Forecast]:
+    """Forecast every gauge with a default limit, reusing the series ``scan_all`` prepared."""
+    prepared = ctx.cache.get("prepared") or {}
+    # With repeated series keys the cache holds only one of them, so each is prepared again.
+    reuse = len(prepared) == len(ctx.series)
+    forecasts: list[Forecast] = []
+    for series in ctx.series:
+        limit = default_limit(series)
+        if limit is None or not math.isfinite(limit):
+            continue
+        source: MetricSeries | PreparedSeries = (
+            prepared.get(series.key, series) if reuse else series
+        )
+        forecasts.append(forecast_crossing(source, limit))
+    return forecasts
+
+
 class PredictiveOpsAgent(Agent):
     """Scan every metric series for anomalies and forecast gauges that approach a limit."""
 
@@ -66,7 +85,7 @@ class PredictiveOpsAgent(Agent):
             key=lambda v: (v.onset_ts if v.onset_ts is not None else float("inf"), v.series_key),
         )
         insufficient = sorted(k for k, v in verdicts.items() if v.status == "insufficient_data")
-        forecasts = [f for f in (forecast_series(s) for s in ctx.series) if f is not None]
+        forecasts = _forecasts(ctx)
         near = sorted((f for f in forecasts if _is_near(f)), key=lambda f: f.eta_seconds or 0.0)
         steps = [self._scan_step(verdicts, anomalies, insufficient)]
         steps += [self._anomaly_step(anomaly) for anomaly in anomalies[:STEP_DETAIL_LIMIT]]
