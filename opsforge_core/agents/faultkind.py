@@ -3,7 +3,8 @@
 Each anomalous metric or alert votes for the kinds its name suggests, weighted by its anomaly
 score. Latency and errors vote weakly because almost every fault raises them; a resource
 metric (CPU, memory, disk, connection pool, cache, queue) says more about what broke. A
-change of the ``version`` label on the service's alerts, or a deploy alert, is a bad deploy.
+change of the ``version`` label on the service's alerts, or a deploy alert, is a bad deploy;
+repeated restarts (counter resets) are a crash loop.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ FAULT_KINDS = (
     "network_latency",
     "cache_failure",
     "queue_backlog",
+    "crash_loop",
     "unknown",
 )
 
@@ -42,17 +44,22 @@ _RULES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
     )
 )
 VERSION_LABELS = ("version", "app_version", "image_tag", "release")
+CRASH_LOOP_RESTARTS = 3
 
 
 def infer_fault_kind(
-    anomalies: list[dict[str, Any]], alerts: list[Alert]
+    anomalies: list[dict[str, Any]], alerts: list[Alert], restarts: int = 0
 ) -> tuple[str, dict[str, float]]:
     """Return the fault kind and the votes behind it.
 
     ``anomalies`` are the root service's anomalous series as dicts with ``metric``, ``score``
-    and ``direction``; ``alerts`` are that service's alerts.
+    and ``direction``; ``alerts`` are that service's alerts; ``restarts`` counts its process
+    restarts (counter resets). Restarting again and again is a crash loop, unless a deploy
+    explains them.
     """
     votes: dict[str, float] = defaultdict(float)
+    if restarts >= CRASH_LOOP_RESTARTS:
+        votes["crash_loop"] += 1.0 + 0.25 * restarts
     for anomaly in anomalies:
         for kind, weight in _kinds_of(anomaly.get("metric", "")):
             if kind == "cache_failure" and anomaly.get("direction", 0) > 0:

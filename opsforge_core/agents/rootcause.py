@@ -135,8 +135,11 @@ class RootCauseAgent(Agent):
             return AgentResult(self.name, steps=steps, findings=findings, confidence=0.5)
 
         root = ranking[0]["service"]
+        restarts = sum(
+            p.counter_resets for p in ctx.cache.get("prepared", {}).values() if p.service == root
+        )
         kind, votes = infer_fault_kind(
-            evidence[root].all_anomalies, [a for a in ctx.alerts if a.service == root]
+            evidence[root].all_anomalies, [a for a in ctx.alerts if a.service == root], restarts
         )
         findings["root_cause"] = root
         findings["fault_kind"] = kind
