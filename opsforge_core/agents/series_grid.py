@@ -13,7 +13,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 
 from opsforge_core.models import MetricSeries
 
@@ -100,19 +99,17 @@ def _infer_step(ts: np.ndarray) -> float:
 
 def _fill_short_gaps(values: np.ndarray, max_steps: int) -> np.ndarray:
     """Interpolate runs of at most ``max_steps`` NaN bins that have data on both sides."""
-    filled = (
-        pd.Series(values)
-        .interpolate(method="linear", limit=max_steps, limit_area="inside")
-        .to_numpy(copy=True)
-    )
-    # pandas also fills the first ``max_steps`` bins of a long gap, so those go back to NaN.
+    filled = values.copy()
     missing = np.isnan(values)
-    if missing.any():
-        edges = np.diff(np.concatenate(([0], missing.astype(np.int8), [0])))
-        starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-        for start, end in zip(starts, ends, strict=True):
-            if end - start > max_steps:
-                filled[start:end] = np.nan
+    if not missing.any():
+        return filled
+    edges = np.diff(np.concatenate(([0], missing.astype(np.int8), [0])))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    for start, end in zip(starts, ends, strict=True):
+        if end - start > max_steps or start == 0 or end == values.size:
+            continue
+        gap = np.arange(start, end)
+        filled[start:end] = np.interp(gap, [start - 1, end], [values[start - 1], values[end]])
     return filled
 
 
