@@ -9,6 +9,9 @@
 #   OPSFORGE_TLS_CERT, OPSFORGE_TLS_KEY  certificate and key paths; enables HTTPS on 443
 #   OPSFORGE_ADMIN_USER                  console login name (default: admin)
 #   OPSFORGE_ROOT                        prefix for every path written (tests use a temp dir)
+#   OPSFORGE_NGINX_GROUP                 group of nginx's worker processes, which read the
+#                                        console's password file (default: www-data; none
+#                                        with OPSFORGE_SKIP_SYSTEM=1)
 #   OPSFORGE_SKIP_SYSTEM=1               skip apt-get, useradd, the virtual environment, chown
 #                                        and systemctl (tests)
 set -euo pipefail
@@ -23,6 +26,13 @@ NGINX_DIR="$ROOT/etc/nginx"
 UNIT_DIR="$ROOT/etc/systemd/system"
 ADMIN_USER="${OPSFORGE_ADMIN_USER:-admin}"
 UNITS=(opsforge-console opsforge-api opsforge-simulator)
+# Debian's and Ubuntu's nginx runs its workers as www-data (the `user` line of nginx.conf).
+NGINX_GROUP="${OPSFORGE_NGINX_GROUP:-}"
+if [[ -z "$NGINX_GROUP" && "$SKIP_SYSTEM" != 1 ]]; then
+  NGINX_GROUP=www-data
+fi
+# On a fresh instance cloud-init and unattended-upgrades hold the dpkg lock for minutes.
+APT_OPTIONS=(-o DPkg::Lock::Timeout=600 -qq)
 CHANGED=0
 
 log() { printf 'ec2_setup: %s\n' "$*"; }
@@ -47,8 +57,8 @@ system_packages() {
   done
   if ((${#missing[@]})); then
     log "installing ${missing[*]}"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    apt-get "${APT_OPTIONS[@]}" update
+    DEBIAN_FRONTEND=noninteractive apt-get "${APT_OPTIONS[@]}" install -y "${missing[@]}"
   fi
 }
 
@@ -93,13 +103,16 @@ app_files() {
 # Secrets are generated once and never overwritten, so a rerun keeps the same credentials.
 secrets() {
   local env_file="$ETC_DIR/opsforge.env"
+  # The subshells keep the tight umask from leaking into the files written after these.
   if [[ ! -f "$env_file" ]]; then
-    umask 027
-    {
-      echo "OPSFORGE_API_TOKEN=$(openssl rand -hex 24)"
-      echo "OPSFORGE_STORE=sqlite"
-      echo "OPSFORGE_LLM_PROVIDER=offline"
-    } >"$env_file"
+    (
+      umask 077
+      {
+        echo "OPSFORGE_API_TOKEN=$(openssl rand -hex 24)"
+        echo "OPSFORGE_STORE=sqlite"
+        echo "OPSFORGE_LLM_PROVIDER=offline"
+      } >"$env_file"
+    )
     log "wrote $env_file with a new API token"
     CHANGED=1
   fi
@@ -108,9 +121,34 @@ secrets() {
     mkdir -p "$NGINX_DIR/opsforge"
     local password
     password="$(openssl rand -base64 18)"
-    printf '%s:%s\n' "$ADMIN_USER" "$(openssl passwd -apr1 "$password")" >"$htpasswd"
-    chmod 640 "$htpasswd"
+    (
+      umask 027
+      printf '%s:%s\n' "$ADMIN_USER" "$(openssl passwd -apr1 "$password")" >"$htpasswd"
+    )
     log "console login: $ADMIN_USER / $password (shown once; stored hashed in $htpasswd)"
+    CHANGED=1
+  fi
+  htpasswd_access "$htpasswd"
+}
+
+# nginx's workers, not its root master, open the password file on every request. When they
+# cannot, every console request fails with 500, so fix the modes on each run.
+htpasswd_access() {
+  local htpasswd="$1" dir
+  dir="$(dirname "$htpasswd")"
+  if [[ "$(stat -c %a "$dir")" != 755 ]]; then
+    chmod 755 "$dir"
+    log "set $dir to mode 755"
+    CHANGED=1
+  fi
+  if [[ "$(stat -c %a "$htpasswd")" != 640 ]]; then
+    chmod 640 "$htpasswd"
+    log "set $htpasswd to mode 640"
+    CHANGED=1
+  fi
+  if [[ -n "$NGINX_GROUP" && "$(stat -c %G "$htpasswd")" != "$NGINX_GROUP" ]]; then
+    chgrp "$NGINX_GROUP" "$htpasswd"
+    log "set the group of $htpasswd to $NGINX_GROUP"
     CHANGED=1
   fi
 }

@@ -45,24 +45,48 @@ class NginxSite:
 
 
 def render_site(
-    folder: Path, port: int, console_port: int, api_port: int, user: str, password: str
+    folder: Path,
+    port: int,
+    console_port: int,
+    api_port: int,
+    user: str,
+    password: str,
+    *,
+    auth_dir: Path | None = None,
+    worker: str | None = None,
 ) -> NginxSite:
-    """Write the shipped site with its ports and paths rewritten into ``folder``."""
+    """Write the shipped site with its ports and paths rewritten into ``folder``.
+
+    The site reads ``htpasswd`` from ``auth_dir`` when given (as ec2_setup.sh writes it), else
+    from a file written here for ``user`` and ``password``. ``worker`` is the user, and
+    optionally the group, that nginx's worker processes run as. Without it they run as root
+    when the test runs as root.
+    """
     site = SITE.read_text()
     site = site.replace("server 127.0.0.1:8501;", f"server 127.0.0.1:{console_port};")
     site = site.replace("server 127.0.0.1:8080;", f"server 127.0.0.1:{api_port};")
     site = re.sub(r"listen 80;", f"listen 127.0.0.1:{port};", site)
     site = re.sub(r"\n\s*listen \[::\]:80;", "", site)
-    site = site.replace("/etc/nginx/opsforge/", f"{folder}/opsforge/")
-    (folder / "opsforge").mkdir(parents=True, exist_ok=True)
+    folder.mkdir(parents=True, exist_ok=True)
+    if auth_dir is None:
+        auth_dir = folder / "opsforge"
+        _write_htpasswd(auth_dir, user, password)
+    site = site.replace("/etc/nginx/opsforge/", f"{auth_dir}/")
+    (folder / "site.conf").write_text(site)
+    if worker is not None:
+        run_as = f"user {worker};"
+    else:
+        run_as = "user root;" if os.geteuid() == 0 else ""
+    (folder / "nginx.conf").write_text(MAIN_CONF.format(tmp=folder, user=run_as))
+    return NginxSite(folder, port)
+
+
+def _write_htpasswd(auth_dir: Path, user: str, password: str) -> None:
+    auth_dir.mkdir(parents=True, exist_ok=True)
     hashed = subprocess.run(
         ["openssl", "passwd", "-apr1", password], capture_output=True, text=True, check=True
     ).stdout.strip()
-    (folder / "opsforge" / "htpasswd").write_text(f"{user}:{hashed}\n")
-    (folder / "site.conf").write_text(site)
-    run_as = "user root;" if os.geteuid() == 0 else ""
-    (folder / "nginx.conf").write_text(MAIN_CONF.format(tmp=folder, user=run_as))
-    return NginxSite(folder, port)
+    (auth_dir / "htpasswd").write_text(f"{user}:{hashed}\n")
 
 
 def check_config(site: NginxSite) -> subprocess.CompletedProcess[str]:

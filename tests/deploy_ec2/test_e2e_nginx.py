@@ -16,9 +16,12 @@ from __future__ import annotations
 import copy
 import json
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -53,6 +56,8 @@ TOKEN = "e2e-api-token-7c1d"
 FIRING = "c4f1a9d02b7e3f51"
 RESOLVED = "9ab2e6c1f0d47733"
 LIVE_FINGERPRINT = "e2e0live0000a1b2"
+# Debian's group for nobody; the setup script gives it read access to the password file.
+WORKER_GROUP = "nogroup"
 START_TIMEOUT = 60.0
 # The nginx site adds these to every response, 401s and API answers included.
 SECURITY_HEADERS = {
@@ -65,9 +70,11 @@ SECURITY_HEADERS = {
 
 @dataclass
 class Stack:
-    """The running stack: nginx's port, the store settings and an HTTP client for nginx."""
+    """The running stack: the three ports, the store settings and an HTTP client for nginx."""
 
     port: int
+    console_port: int
+    api_port: int
     settings: Settings
     client: httpx.Client
 
@@ -158,10 +165,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """Start the API, the console and nginx; stop all three when the module ends."""
     folder = tmp_path_factory.mktemp("ec2-stack")
     env = _environment(folder)
+    # Nothing creates the tables up front, as on EC2: the processes open the SQLite file.
     settings = Settings.from_env(env)
-    store = open_store(settings)
-    store.init()
-    store.close()
     with ExitStack() as processes:
         api_port = _start_api(processes, folder, env)
         console_port = _start_console(processes, folder, env)
@@ -176,7 +181,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             trust_env=False,
         )
         processes.callback(client.close)
-        yield Stack(port, settings, client)
+        yield Stack(port, console_port, api_port, settings, client)
 
 
 @pytest.fixture
@@ -341,3 +346,62 @@ def test_healthz_through_nginx_needs_no_login(stack: Stack) -> None:
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "store": "sqlite"}
     _assert_security_headers(response)
+
+
+def _run_setup(base: Path) -> str:
+    """Run ec2_setup.sh on a copy of the checkout under ``base``; return the console password."""
+    source = base / "src"
+    shutil.copytree(REPO_ROOT / "deploy", source / "deploy")
+    shutil.copy(REPO_ROOT / "app.py", source / "app.py")
+    shutil.copy(REPO_ROOT / "requirements.txt", source / "requirements.txt")
+    env = {
+        **os.environ,
+        "OPSFORGE_ROOT": str(base / "root"),
+        "OPSFORGE_SKIP_SYSTEM": "1",
+        "OPSFORGE_NGINX_GROUP": WORKER_GROUP,
+    }
+    setup = source / "deploy" / "ec2" / "ec2_setup.sh"
+    result = subprocess.run(["bash", str(setup)], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    found = re.search(r"console login: admin / (\S+) \(", result.stdout)
+    assert found, result.stdout
+    return found.group(1)
+
+
+@pytest.fixture
+def world_readable_dir() -> Iterator[Path]:
+    # pytest's tmp_path sits below a folder only its owner may enter, which nobody is not.
+    base = Path(tempfile.mkdtemp(prefix="opsforge-setup-"))
+    base.chmod(0o755)
+    yield base
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="nginx switches its workers to nobody only as root")
+@pytest.mark.skipif(shutil.which("rsync") is None, reason="rsync is not installed")
+def test_setup_login_works_for_unprivileged_workers(stack: Stack, world_readable_dir: Path) -> None:
+    password = _run_setup(world_readable_dir)
+    auth_dir = world_readable_dir / "root" / "etc" / "nginx" / "opsforge"
+    port = free_port()
+    site = render_site(
+        world_readable_dir / "nginx",
+        port,
+        stack.console_port,
+        stack.api_port,
+        "admin",
+        password,
+        auth_dir=auth_dir,
+        worker=f"nobody {WORKER_GROUP}",
+    )
+    nginx = start_nginx(site)
+    try:
+        url = f"http://127.0.0.1:{port}/_stcore/health"
+        accepted = httpx.get(url, auth=("admin", password), trust_env=False)
+        rejected = httpx.get(url, auth=("admin", "not-the-password"), trust_env=False)
+    finally:
+        _stop(nginx)
+
+    # A password file the workers cannot open gives 500 for every request.
+    assert accepted.status_code == 200, (site.folder / "error.log").read_text()
+    assert accepted.text == "ok"
+    assert rejected.status_code == 401
