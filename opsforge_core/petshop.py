@@ -96,7 +96,7 @@ def load_issue(
     """Return (series, graph, symptom, truth) of one ``issue_N`` folder.
 
     The graph is the scenario's ``graph.csv`` two levels up. ``symptom`` is
-    ``{"service", "metric", "ts", "statistic"}``; ``truth`` holds ``root_cause`` (a component).
+    ``{"service", "metric", "ts", "statistic"}``; ``truth`` contains ``root_cause`` (a component).
     """
     issue_dir = Path(issue_dir)
     target = json.loads((issue_dir / "target.json").read_text())

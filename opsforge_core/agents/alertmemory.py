@@ -25,7 +25,7 @@ MAX_SIMILAR = 5
 def recall(
     store: Store | None, alerts: list[Alert], signature: str
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[ReasoningStep]]:
-    """Return (similar incidents, patterns, reasoning steps); never raises."""
+    """Return (similar incidents, patterns, reasoning steps); a store error becomes a step."""
     if store is None:
         step = ReasoningStep("Recall", "no store configured: similar incidents skipped", {})
         return [], [], [step]

@@ -55,7 +55,7 @@ def signature_of(alerts: list[Alert]) -> str:
     """Return a stable signature of an alert set: its sorted alert names and services.
 
     The same kinds of alerts on the same services give the same signature whatever their
-    order, fingerprints or times; the pattern library is keyed by it.
+    order, fingerprints or times. The pattern library is keyed by it.
     """
     names = sorted({a.name for a in alerts})
     services = sorted({a.service for a in alerts})
@@ -254,7 +254,7 @@ def group_alerts(
     """Group alerts that start while a related group is active (or within ``window`` after).
 
     A group stays active while any of its alerts fires, so a long incident keeps collecting
-    the symptoms that spread from it; an alert that fires again within ``RECUR_WINDOW`` after
+    the symptoms that spread from it. An alert that fires again within ``RECUR_WINDOW`` after
     its group went quiet reopens that group. A blip (resolved within ``TRANSIENT``) joins only
     a group with a related alert that started within ``window`` of it. Related means the same
     service, a shared correlation label, or (with a graph) a dependency path of at most
@@ -395,7 +395,7 @@ def find_origin(group: AlertGroup, graph: ServiceGraph | None) -> str:
     """Return the group's likely origin: the earliest alert among its most downstream services.
 
     A service is most downstream when none of the group's other services is among its own
-    dependencies (direct or indirect); without a graph every service qualifies.
+    dependencies (direct or indirect). Without a graph every service qualifies.
     """
     services = set(group.services)
     if graph is not None:

@@ -2,7 +2,7 @@
 
 Each anomalous metric or alert votes for the kinds its name suggests, weighted by its anomaly
 score. Latency and errors vote weakly because almost every fault raises them; a resource
-metric (CPU, memory, disk, connection pool, cache, queue) says more about what broke. A
+metric (CPU, memory, disk, connection pool, cache, queue) points more precisely at what broke. A
 change of the ``version`` label on the service's alerts, or a deploy alert, is a bad deploy;
 repeated restarts (counter resets) are a crash loop.
 """

@@ -15,7 +15,7 @@ each one starting no earlier than the one before. The cause of a cascade explain
 ``ctx.symptom`` limits the candidates to the symptom's service and everything it depends on,
 and when the symptom's own metric is not anomalous nothing is named: there is no incident to
 explain. Without a graph, edges come from alert labels, else ranking uses strength and onset
-alone, and a reasoning step says which.
+alone, and a reasoning step names which.
 """
 
 from __future__ import annotations
@@ -206,9 +206,9 @@ def rank(
 ) -> list[dict[str, Any]]:
     """Score each candidate (see the module docstring) and return them best first.
 
-    ``observed`` names the services with judged metrics; a candidate whose dependencies were
-    observed healthy is a little more likely the cause than a leaf, whose trouble could sit
-    in something unobserved behind it.
+    ``observed`` names the services with judged metrics. A candidate whose dependencies were
+    observed healthy is a little more likely the cause than a leaf, because a leaf's trouble
+    could sit in something unobserved behind it.
 
     Onset delays are measured from ``reference_onset`` (the symptom's onset) when given, else
     from the earliest candidate onset.
@@ -358,8 +358,8 @@ def _scope(
 
 
 def _without_flapping(alerts: list[Alert]) -> list[Alert]:
-    """Drop flapping alerts: a rule crossing its threshold again and again says little about
-    where a fault began. A flapping service's metrics still count."""
+    """Drop flapping alerts, because a rule crossing its threshold again and again is weak
+    evidence of where a fault began. A flapping service's metrics still count."""
     unique, _ = deduplicate(alerts)
     flapping = {f["fingerprint"] for f in find_flapping(unique)}
     return [a for a in alerts if a.fingerprint not in flapping]
@@ -425,7 +425,7 @@ def _spans(
     """Return (end of the anomaly, sampling step) for each anomalous series.
 
     The anomaly lasts from its peak while the detector's robust z keeps its sign and stays at
-    or above ``detect.RUN_Z``; infinity when it lasts to the last point.
+    or above ``detect.RUN_Z``. The end is infinity when it lasts to the last point.
     """
     prepared = ctx.cache.get("prepared", {})
     spans: dict[str, tuple[float, float]] = {}

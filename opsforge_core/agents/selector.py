@@ -2,7 +2,7 @@
 
 Every agent scores itself 0-100 with a one-line reason. Agents at or above the threshold are
 selected. When none reaches it the best-scoring agent is selected anyway, so an analysis never
-runs with no agent, and its reason says so. An operator may override the choice by name.
+runs with no agent, and its reason states that. An operator may override the choice by name.
 """
 
 from __future__ import annotations

@@ -116,7 +116,7 @@ def test_fault_kind_cache_hit_ratio_drop():
     assert kind == "cache_failure"
 
 
-def test_fault_kind_cache_hit_ratio_rise_is_no_failure():
+def test_fault_kind_rising_hit_ratio():
     kind, _ = infer_fault_kind([anomaly("cache_hit_ratio", direction=1)], [])
     assert kind == "unknown"
 
