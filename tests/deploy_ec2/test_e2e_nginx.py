@@ -56,10 +56,10 @@ TOKEN = "e2e-api-token-7c1d"
 FIRING = "c4f1a9d02b7e3f51"
 RESOLVED = "9ab2e6c1f0d47733"
 LIVE_FINGERPRINT = "e2e0live0000a1b2"
-# Debian's group for nobody; the setup script gives it read access to the password file.
+# Debian's group of the nobody user. The setup script gives it read access to htpasswd.
 WORKER_GROUP = "nogroup"
 START_TIMEOUT = 60.0
-# The nginx site adds these to every response, 401s and API answers included.
+# The nginx site adds these to every response, 401s and API responses included.
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
     "x-frame-options": "SAMEORIGIN",
@@ -97,12 +97,14 @@ def _environment(folder: Path) -> dict[str, str]:
     return env
 
 
-def _spawn(stack: ExitStack, command: list[str], env: dict[str, str], log: Path) -> Any:
+def _spawn(
+    processes: ExitStack, command: list[str], env: dict[str, str], log: Path
+) -> subprocess.Popen[bytes]:
     with log.open("w") as out:
         process = subprocess.Popen(
             command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
         )
-    stack.callback(_stop, process)
+    processes.callback(_stop, process)
     return process
 
 
@@ -129,7 +131,7 @@ def _wait_api(url: str, process: subprocess.Popen, log: Path) -> None:
     pytest.fail(f"API not healthy after {START_TIMEOUT}s:\n{log.read_text()[-3000:]}")
 
 
-def _start_console(stack: ExitStack, folder: Path, env: dict[str, str]) -> int:
+def _start_console(processes: ExitStack, folder: Path, env: dict[str, str]) -> int:
     port = free_port()
     log = folder / "console.log"
     command = [
@@ -137,32 +139,25 @@ def _start_console(stack: ExitStack, folder: Path, env: dict[str, str]) -> int:
         "--server.port", str(port), "--server.address", "127.0.0.1",
         "--server.headless", "true", "--browser.gatherUsageStats", "false",
     ]  # fmt: skip
-    process = _spawn(stack, command, env, log)
+    process = _spawn(processes, command, env, log)
     _wait_healthy(f"http://127.0.0.1:{port}", process, log)
     return port
 
 
-def _start_api(stack: ExitStack, folder: Path, env: dict[str, str]) -> int:
+def _start_api(processes: ExitStack, folder: Path, env: dict[str, str]) -> int:
     port = free_port()
     log = folder / "api.log"
     command = [
-        sys.executable,
-        "-m",
-        "opsforge_core",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    process = _spawn(stack, command, env, log)
+        sys.executable, "-m", "opsforge_core", "serve", "--host", "127.0.0.1", "--port", str(port),
+    ]  # fmt: skip
+    process = _spawn(processes, command, env, log)
     _wait_api(f"http://127.0.0.1:{port}", process, log)
     return port
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """Start the API, the console and nginx; stop all three when the module ends."""
+    """Start the API, the console and nginx, and stop all three when the module ends."""
     folder = tmp_path_factory.mktemp("ec2-stack")
     env = _environment(folder)
     # Nothing creates the tables up front, as on EC2: the processes open the SQLite file.
@@ -224,7 +219,7 @@ def test_console_health_with_credentials_is_200(stack: Stack) -> None:
 def _websocket_connect(stack: Stack, headers: dict[str, str]) -> Any:
     from websockets.sync.client import connect
 
-    # The URI gives the Host header; the socket goes to nginx on loopback.
+    # The URI sets the Host header, while the socket connects to nginx on loopback.
     sock = socket.create_connection(("127.0.0.1", stack.port), timeout=10)
     return connect(
         f"ws://{HOSTNAME}:{stack.port}/_stcore/stream",
@@ -247,7 +242,7 @@ def test_websocket_handshake_through_nginx_is_101(stack: Stack) -> None:
         assert response.status_code == 101
         assert response.headers["Upgrade"].lower() == "websocket"
         assert websocket.subprotocol == "streamlit"
-        # The session stays open after the handshake, so nginx passed the upgrade on.
+        # A pong from Streamlit shows that nginx relays frames, not only the handshake.
         websocket.ping().wait(timeout=10)
 
 
@@ -313,7 +308,7 @@ def _read_feed(stack: Stack) -> dict[str, Any]:
         store.close()
 
 
-def test_alertmanager_webhook_needs_bearer_token(stack: Stack, webhook: dict) -> None:
+def test_alertmanager_webhook_needs_bearer_token(stack: Stack, webhook: dict[str, Any]) -> None:
     path = "/api/v1/alerts/alertmanager"
     missing = stack.client.post(path, json=webhook)
     wrong = stack.client.post(path, json=webhook, headers={"Authorization": "Bearer nope"})
@@ -349,7 +344,7 @@ def test_healthz_through_nginx_needs_no_login(stack: Stack) -> None:
 
 
 def _run_setup(base: Path) -> str:
-    """Run ec2_setup.sh on a copy of the checkout under ``base``; return the console password."""
+    """Run ec2_setup.sh on a copy of the checkout under ``base`` and return the login password."""
     source = base / "src"
     shutil.copytree(REPO_ROOT / "deploy", source / "deploy")
     shutil.copy(REPO_ROOT / "app.py", source / "app.py")
@@ -370,7 +365,8 @@ def _run_setup(base: Path) -> str:
 
 @pytest.fixture
 def world_readable_dir() -> Iterator[Path]:
-    # pytest's tmp_path sits below a folder only its owner may enter, which nobody is not.
+    # pytest's tmp_path sits below a folder that only its owner may enter, so the nobody user
+    # could not reach files there.
     base = Path(tempfile.mkdtemp(prefix="opsforge-setup-"))
     base.chmod(0o755)
     yield base
