@@ -41,12 +41,8 @@ from tests.ui.test_browser import CHROMIUM, CHROMIUM_ARGS, _shoot, _wait_healthy
 
 pytestmark = [
     pytest.mark.server,
-    pytest.mark.browser,
     pytest.mark.slow,
     pytest.mark.skipif(not Path(NGINX).exists(), reason=f"nginx is not installed at {NGINX}"),
-    pytest.mark.skipif(
-        not Path(CHROMIUM).exists(), reason=f"chromium is not installed at {CHROMIUM}"
-    ),
 ]
 
 HOSTNAME = "opsforge.test"
@@ -275,6 +271,8 @@ def _metric_value(page: Any, label: str) -> Any:
     return metric.get_by_test_id("stMetricValue")
 
 
+@pytest.mark.browser
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"chromium is not installed at {CHROMIUM}")
 def test_browser_shows_live_page_through_nginx(stack: Stack, webhook: dict[str, Any]) -> None:
     playwright_api = pytest.importorskip("playwright.sync_api")
     _post_fresh_alert(stack, webhook)
