@@ -14,7 +14,14 @@ from typing import Any
 
 import streamlit as st
 
-from opsforge_core.models import Alert, IncidentSummary, MetricSeries, Rejection, utcnow
+from opsforge_core.models import (
+    Alert,
+    IncidentReport,
+    IncidentSummary,
+    MetricSeries,
+    Rejection,
+    utcnow,
+)
 from opsforge_core.store.base import IncidentFilter
 from pages._shared import env_key, get_simulator, get_store, simulator_enabled
 
@@ -183,3 +190,24 @@ def incident_page(filters: tuple, cursor: str | None, size: int) -> tuple[list, 
 def forget_incident_pages() -> None:
     """Drop cached incident pages after a write, so the next listing shows it."""
     _incident_page.clear()
+
+
+@st.cache_data(ttl=60, show_spinner=False, max_entries=16)
+def _window_series(
+    key: tuple[tuple[str, str], ...], start: datetime, end: datetime, keys: tuple[str, ...]
+) -> list[MetricSeries]:
+    wanted = set(keys)
+    return [s for s in get_store().recent_metrics(since=start, until=end) if s.key in wanted]
+
+
+def report_series(report: IncidentReport) -> list[MetricSeries]:
+    """Read the series a stored report analyzed back from the feed, for its charts.
+
+    Only what the feed still holds comes back: feed items expire after
+    ``OPSFORGE_FEED_TTL_HOURS``, and runs on scenarios or uploaded files never wrote there.
+    """
+    if not report.series_keys:
+        return []
+    return _window_series(
+        env_key(), report.window_start, report.window_end, tuple(sorted(report.series_keys))
+    )

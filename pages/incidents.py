@@ -8,7 +8,7 @@ import streamlit as st
 
 from opsforge_core.models import SEVERITIES, IncidentReport, IncidentSummary, utcnow
 from opsforge_core.views import escape_markdown, incident_label, incident_rows
-from pages._data import follow_pages, forget_incident_pages, incident_page
+from pages._data import follow_pages, forget_incident_pages, incident_page, report_series
 from pages._report import render_report
 from pages._shared import failure_shown, get_orchestrator, get_store, init_state
 
@@ -135,4 +135,4 @@ if summary is not None:
                     resolve_form(report)
                 with actions[1], failure_shown("Sending feedback"):
                     feedback_form(report)
-            render_report(report, graph_pairs=_topology_pairs())
+            render_report(report, report_series(report), _topology_pairs())

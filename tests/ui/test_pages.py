@@ -166,6 +166,18 @@ def test_analyze_run_is_listed_on_incidents(store: Store, app: AppTest) -> None:
     assert app.subheader[0].value == escape_markdown(stored.title)
 
 
+def test_incident_charts_series_from_feed(store: Store, app: AppTest) -> None:
+    store.append_metrics(feed_series())
+    open_page(app, "analyze")
+    app.button(key="analyze-run").click().run()
+    no_exception(app)
+    incident_id = app.status[0].label.split(": ")[1]
+    open_page(app, "incidents")
+    assert app.selectbox(key="inc-selected").value == incident_id
+    titles = [json.loads(c.proto.spec)["layout"]["title"]["text"] for c in app.get("plotly_chart")]
+    assert any(title.startswith("checkout/cpu_percent") for title in titles)
+
+
 def test_analyze_streams_text_and_marks_fallback(
     store: Store, app: AppTest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
