@@ -22,30 +22,29 @@ from __future__ import annotations
 
 import logging
 import math
-from datetime import timedelta
 from typing import Any
 
-import numpy as np
-
 from opsforge_core.agents import detect
-from opsforge_core.agents.alertops import (
-    AlertGroup,
-    collapse_flapping,
-    deduplicate,
-    find_flapping,
-    graph_from_labels,
-    group_alerts,
-    split_noise,
-)
+from opsforge_core.agents.alertops import graph_from_labels
 from opsforge_core.agents.base import Agent, AnalysisContext
 from opsforge_core.agents.evidence import (
     ServiceEvidence,
     clusters,
     collect_evidence,
-    is_harmful,
 )
 from opsforge_core.agents.faultkind import infer_fault_kind
-from opsforge_core.models import SEVERITY_RANK, AgentResult, Alert, ReasoningStep, iso
+from opsforge_core.agents.incident import (
+    LOOKBACK_S,
+    anomaly_spans,
+    check_symptom,
+    incident_scope,
+    scan_window,
+    symptom_metric,
+    symptom_scope,
+    symptom_ts,
+    without_flapping,
+)
+from opsforge_core.models import AgentResult, ReasoningStep, iso
 from opsforge_core.topology import ServiceGraph
 
 logger = logging.getLogger(__name__)
@@ -56,8 +55,6 @@ CHECKED = 0.1  # bonus for MAX_CHECKED or more dependencies observed healthy
 MAX_CHECKED = 3
 TIMING_TAU_S = 300.0  # onset delay at which the timing factor falls to 1/e of its range
 TIMING_FLOOR = 0.2
-GROUP_WINDOW = timedelta(minutes=10)  # the AlertOps default
-LOOKBACK_S = 900.0  # with a symptom time, anomalies are judged from this long before it
 CACHE_KEY = "rootcause_anomalies"
 
 
@@ -93,29 +90,29 @@ class RootCauseAgent(Agent):
         steps: list[ReasoningStep] = []
         graph, graph_note = self._graph(ctx)
         verdicts = self._anomalies(ctx)
-        metric = _symptom_metric(ctx, verdicts)
+        metric = symptom_metric(ctx, verdicts)
         findings: dict[str, Any] = {
             "ranking": [],
             "root_cause": None,
             "fault_kind": None,
             "graph": graph_note,
         }
-        symptom_onset, gate = _symptom_check(ctx, verdicts)
+        symptom_onset, gate = check_symptom(ctx, verdicts)
         if gate is not None:
             steps.append(ReasoningStep("Symptom", gate, {"symptom": ctx.symptom}))
             return AgentResult(self.name, steps=steps, findings=findings, confidence=0.6)
 
         incident, incident_note, since = None, "", None
-        spans = _spans(ctx, verdicts)
+        spans = anomaly_spans(ctx, verdicts)
         if not ctx.symptom and ctx.alerts:
             everything = collect_evidence(verdicts, [], metric, spans)
-            incident, incident_note, since = _incident_scope(ctx.alerts, graph, everything)
-        steady = _without_flapping(ctx.alerts)
+            incident, incident_note, since = incident_scope(ctx.alerts, graph, everything)
+        steady = without_flapping(ctx.alerts)
         evidence = collect_evidence(verdicts, steady, metric, spans, since)
         sick = {s: e for s, e in evidence.items() if e.strength >= self.min_strength}
         steps.append(_evidence_step(verdicts, sick, graph_note, metric))
 
-        scope, scope_note = _scope(ctx, graph, sick)
+        scope, scope_note = symptom_scope(ctx, graph, sick)
         if scope is None and incident is not None:
             scope, scope_note = incident, incident_note
         if scope is None and sick:
@@ -163,38 +160,15 @@ class RootCauseAgent(Agent):
         twice in a stream, would hide a window that follows an earlier alarm.
         """
         verdicts = detect.scan_all(ctx)
-        symptom_ts = _symptom_ts(ctx)
-        if symptom_ts is None:
+        symptom_time = symptom_ts(ctx)
+        if symptom_time is None:
             return verdicts
         cached = ctx.cache.get(CACHE_KEY)
         if cached is None:
             prepared = list(ctx.cache.get("prepared", {}).values())
-            cached = _scan_window(prepared, symptom_ts - LOOKBACK_S)
+            cached = scan_window(prepared, symptom_time - LOOKBACK_S)
             ctx.cache[CACHE_KEY] = cached
         return cached
-
-
-def _scan_window(
-    prepared: list[detect.PreparedSeries], since: float
-) -> dict[str, detect.SeriesAnomaly]:
-    """Judge each series from ``since`` on by the detector's scores before its hold-off."""
-    # NOTE: this reaches into detect._verdict; a hold-off switch on scan_prepared would let
-    # it use the public API instead.
-    verdicts: dict[str, detect.SeriesAnomaly] = {}
-    groups: dict[tuple[int, int | None], list[detect.PreparedSeries]] = {}
-    for item in prepared:
-        if len(item) == 0:
-            verdicts.update(detect.scan_prepared([item], since=since))
-            continue
-        period = detect.daily_period(item.step, len(item))
-        groups.setdefault((len(item), period), []).append(item)
-    for (_, period), group in groups.items():
-        details = detect.score_details(np.column_stack([g.values for g in group]), period)
-        details["score"] = details["raw"]
-        for column, item in enumerate(group):
-            own = {name: array[:, column] for name, array in details.items()}
-            verdicts[item.key] = detect._verdict(item, own, since, detect.DEFAULT_THRESHOLD)
-    return verdicts
 
 
 def rank(
@@ -328,170 +302,6 @@ def _reason(
         "first to start" if delay == 0 else f"started {delay / 60:.0f} min after the first"
     )
     return "; ".join(parts)
-
-
-def _scope(
-    ctx: AnalysisContext, graph: ServiceGraph | None, sick: dict[str, ServiceEvidence]
-) -> tuple[set[str] | None, str]:
-    """Return the services that may explain the symptom, or None when all may.
-
-    A fault reaches the symptom through the calls between them, so a candidate must be the
-    symptom's service or reachable from it along dependency edges through sick services only.
-    """
-    service = (ctx.symptom or {}).get("service")
-    if not service:
-        return None, "every anomalous service is a candidate"
-    if graph is None or service not in graph.edges:
-        return None, f"symptom {service} not in the graph: every anomalous service is a candidate"
-    scope = {service}
-    frontier = [service]
-    while frontier:
-        current = frontier.pop()
-        for dependency in graph.dependencies(current):
-            if dependency in sick and dependency not in scope:
-                scope.add(dependency)
-                frontier.append(dependency)
-    return scope, (
-        f"symptom {service} and the {len(scope) - 1} sick services it reaches through "
-        "sick dependencies"
-    )
-
-
-def _without_flapping(alerts: list[Alert]) -> list[Alert]:
-    """Drop flapping alerts, because a rule crossing its threshold again and again is weak
-    evidence of where a fault began. A flapping service's metrics still count."""
-    unique, _ = deduplicate(alerts)
-    flapping = {f["fingerprint"] for f in find_flapping(unique)}
-    return [a for a in alerts if a.fingerprint not in flapping]
-
-
-def _incident_scope(
-    alerts: list[Alert], graph: ServiceGraph | None, anomalous: dict[str, ServiceEvidence]
-) -> tuple[set[str] | None, str, float | None]:
-    """Return the services of the main alert group and their direct dependencies, and the
-    group's start (epoch seconds).
-
-    The alerts are grouped as AlertOps groups them, so noise elsewhere is left out. The
-    dependencies are included because a root cause need not alert itself (a slow link, a
-    resource anomaly below every rule's threshold). The main group is the one whose services
-    and dependencies hold the most services with metric anomalies during the group, then the
-    one with the most services.
-    """
-    unique, _ = deduplicate(alerts)
-    flapping = {f["fingerprint"] for f in find_flapping(unique)}
-    groups = group_alerts(collapse_flapping(unique, flapping), graph, GROUP_WINDOW)
-    groups, _ = split_noise(groups, flapping)
-    if not groups:
-        return None, "", None
-
-    def reach(group: AlertGroup) -> set[str]:
-        scope = set(group.services)
-        if graph is not None:
-            for service in group.services:
-                scope |= graph.dependencies(service)
-        return scope
-
-    def backing(group: AlertGroup) -> int:
-        """Count services next to the group whose metric anomaly began during it."""
-        slack = GROUP_WINDOW.total_seconds()
-        start = group.start.timestamp() - slack
-        ends = [a.ends_at.timestamp() if a.ends_at else math.inf for a in group.alerts]
-        end = max(ends) + slack
-        nearby = reach(group)
-        if graph is not None:
-            for service in group.services:
-                nearby |= graph.dependents(service)
-        return sum(1 for s in nearby if s in anomalous and start <= anomalous[s].onset <= end)
-
-    main = max(
-        groups,
-        key=lambda g: (
-            backing(g) + len(g.services),
-            len(g.alerts),
-            SEVERITY_RANK.get(g.severity, 0),
-        ),
-    )
-    scope = reach(main)
-    note = (
-        f"the main alert group ({len(main.alerts)} alerts on {', '.join(main.services)}) "
-        "and the services they call"
-    )
-    return scope, note, main.start.timestamp()
-
-
-def _spans(
-    ctx: AnalysisContext, verdicts: dict[str, detect.SeriesAnomaly]
-) -> dict[str, tuple[float, float]]:
-    """Return (end of the anomaly, sampling step) for each anomalous series.
-
-    The anomaly lasts from its peak while the detector's robust z keeps its sign and stays at
-    or above ``detect.RUN_Z``. The end is infinity when it lasts to the last point.
-    """
-    prepared = ctx.cache.get("prepared", {})
-    spans: dict[str, tuple[float, float]] = {}
-    for key, verdict in verdicts.items():
-        series = prepared.get(key)
-        if verdict.status != "anomalous" or series is None or verdict.peak_ts is None:
-            continue
-        z = detect.score_details(series.values.reshape(-1, 1))["z"][:, 0]
-        index = int(np.searchsorted(series.timestamps, verdict.peak_ts))
-        sign = np.sign(z[min(index, z.size - 1)])
-        while index + 1 < z.size and np.sign(z[index + 1]) == sign:
-            if abs(z[index + 1]) < detect.RUN_Z:
-                break
-            index += 1
-        end = math.inf if index + 1 >= z.size else float(series.timestamps[index])
-        spans[key] = (end, float(series.step))
-    return spans
-
-
-def _symptom_metric(ctx: AnalysisContext, verdicts: dict[str, detect.SeriesAnomaly]) -> str | None:
-    """Return the symptom's metric when other services report it too, else None.
-
-    A cause shows the symptom's own kind of trouble (latency behind latency), so when the
-    metric is shared only it counts as evidence.
-    """
-    metric = (ctx.symptom or {}).get("metric")
-    if not metric:
-        return None
-    services = {v.service for v in verdicts.values() if v.metric == metric}
-    return metric if len(services) >= 2 else None
-
-
-def _symptom_ts(ctx: AnalysisContext) -> float | None:
-    value = (ctx.symptom or {}).get("ts")
-    if value is None:
-        return None
-    if hasattr(value, "timestamp"):
-        return float(value.timestamp())
-    return float(value)
-
-
-def _symptom_check(
-    ctx: AnalysisContext, verdicts: dict[str, detect.SeriesAnomaly]
-) -> tuple[float | None, str | None]:
-    """Return (the symptom's onset, why nothing should be named) for ``ctx.symptom``.
-
-    The bar is lower than for candidates: an operator already reported the symptom, so any
-    harmful deviation the detector scores above zero confirms it. When the symptom's series
-    is not anomalous at all there is no incident to explain.
-    """
-    symptom = ctx.symptom or {}
-    service, metric = symptom.get("service"), symptom.get("metric")
-    if not service or not metric:
-        return None, None
-    own = [v for v in verdicts.values() if v.service == service and v.metric == metric]
-    if not own or any(v.status == "insufficient_data" for v in own):
-        return None, None
-    confirmed = [v for v in own if v.score > 0 and is_harmful(v.metric, v.direction)]
-    if not confirmed:
-        best = max(v.score for v in own)
-        return None, (
-            f"symptom {service}/{metric} shows no harmful deviation (score {best:.2f}): "
-            "nothing to explain"
-        )
-    onsets = [v.onset_ts for v in confirmed if v.onset_ts is not None]
-    return (min(onsets) if onsets else None), None
 
 
 def _confidence(ranking: list[dict[str, Any]], strength: float) -> float:

@@ -1,0 +1,231 @@
+"""Group alerts into incidents by time, service topology and correlation labels.
+
+A group stays open while any of its alerts fires, so slow-spreading faults stay one incident.
+Groups of one service whose alerts are all quiet (low severity, flapping or self-clearing)
+are noise. ``signature_of`` keys the pattern library by an alert set's names and services.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from opsforge_core.models import SEVERITY_RANK, Alert, iso, max_severity
+from opsforge_core.topology import ServiceGraph
+
+# Labels whose equal values put two alerts in the same incident whatever their services.
+CORRELATION_LABELS = ("incident", "incident_id", "correlation_id", "trace_id", "change_id")
+LOW_SEVERITIES = frozenset({"info", "warning"})
+# An alert resolved within this long after it started is a blip, when nothing joins it.
+TRANSIENT = timedelta(minutes=5)
+# A fingerprint firing again within this long after its group went quiet rejoins the group.
+RECUR_WINDOW = timedelta(minutes=60)
+
+
+def signature_of(alerts: list[Alert]) -> str:
+    """Return a stable signature of an alert set: its sorted alert names and services.
+
+    The same kinds of alerts on the same services give the same signature whatever their
+    order, fingerprints or times. The pattern library is keyed by it.
+    """
+    names = sorted({a.name for a in alerts})
+    services = sorted({a.service for a in alerts})
+    return f"alerts={','.join(names)};services={','.join(services)}"
+
+
+@dataclass
+class AlertGroup:
+    """Alerts that belong to one incident."""
+
+    alerts: list[Alert]
+    origin: str = ""
+
+    @property
+    def services(self) -> list[str]:
+        return sorted({a.service for a in self.alerts})
+
+    @property
+    def start(self):
+        return min(a.starts_at for a in self.alerts)
+
+    @property
+    def severity(self) -> str:
+        return max_severity([a.severity for a in self.alerts])
+
+    def to_dict(self, group_id: str) -> dict[str, Any]:
+        ends = [a.ends_at for a in self.alerts if a.ends_at is not None]
+        firing = any(a.status == "firing" for a in self.alerts)
+        return {
+            "id": group_id,
+            "fingerprints": sorted({a.fingerprint for a in self.alerts}),
+            "services": self.services,
+            "names": sorted({a.name for a in self.alerts}),
+            "start": iso(self.start),
+            "end": None if firing or not ends else iso(max(ends)),
+            "severity": self.severity,
+            "alert_count": len(self.alerts),
+            "origin": self.origin,
+            "signature": signature_of(self.alerts),
+        }
+
+
+def group_alerts(
+    alerts: list[Alert],
+    graph: ServiceGraph | None,
+    window: timedelta,
+    max_hops: int = 1,
+) -> list[AlertGroup]:
+    """Group alerts that start while a related group is active (or within ``window`` after).
+
+    A group stays active while any of its alerts fires, so a long incident keeps collecting
+    the symptoms that spread from it. An alert that fires again within ``RECUR_WINDOW`` after
+    its group went quiet reopens that group. A blip (resolved within ``TRANSIENT``) joins only
+    a group with a related alert that started within ``window`` of it. Related means the same
+    service, a shared correlation label, or (with a graph) a dependency path of at most
+    ``max_hops`` either way; without a graph, time alone links. An alert related to several
+    active groups merges them.
+    """
+    ordered = sorted(alerts, key=lambda a: (a.starts_at, a.fingerprint))
+    related = _RelatedServices(graph, max_hops)
+    active: list[_OpenGroup] = []
+    closed: list[_OpenGroup] = []
+    for alert in ordered:
+        still_open = []
+        for group in active:
+            if group.until is not None and group.until + window < alert.starts_at:
+                closed.append(group)
+            else:
+                still_open.append(group)
+        recurring = [
+            g
+            for g in closed
+            if alert.fingerprint in g.fingerprints and g.until + RECUR_WINDOW >= alert.starts_at
+        ]
+        closed = [g for g in closed if g not in recurring]
+        still_open += recurring
+        matches = [
+            g
+            for g in still_open
+            if g in recurring or related.to_group(alert, g, window if _is_blip(alert) else None)
+        ]
+        merged = _OpenGroup([alert], {alert.service}, alert.ends_at)
+        for group in matches:
+            merged.absorb(group)
+        active = [g for g in still_open if g not in matches] + [merged]
+    groups = [AlertGroup(g.alerts) for g in closed + active]
+    for group in groups:
+        group.alerts.sort(key=lambda a: (a.starts_at, a.fingerprint))
+    groups.sort(key=lambda g: (g.start, g.alerts[0].fingerprint))
+    return groups
+
+
+@dataclass(eq=False)
+class _OpenGroup:
+    alerts: list[Alert]
+    services: set[str]
+    until: datetime | None  # last end time; None while an alert still fires
+
+    @property
+    def fingerprints(self) -> set[str]:
+        return {a.fingerprint for a in self.alerts}
+
+    def absorb(self, other: _OpenGroup) -> None:
+        self.alerts.extend(other.alerts)
+        self.services |= other.services
+        if self.until is None or other.until is None:
+            self.until = None
+        else:
+            self.until = max(self.until, other.until)
+
+
+class _RelatedServices:
+    """Decides whether two alerts' services are related; caches graph distances."""
+
+    def __init__(self, graph: ServiceGraph | None, max_hops: int) -> None:
+        self.graph = graph
+        self.max_hops = max_hops
+        self._cache: dict[tuple[str, str], bool] = {}
+
+    def to_group(self, alert: Alert, group: _OpenGroup, near: timedelta | None = None) -> bool:
+        """Return True when ``alert`` relates to the group.
+
+        With ``near``, only the group's alerts that started within ``near`` of ``alert``
+        count, so a blip joins the burst it belongs to, not a long incident it happens
+        to overlap.
+        """
+        members = group.alerts
+        if near is not None:
+            members = [m for m in members if abs(m.starts_at - alert.starts_at) <= near]
+        services = {m.service for m in members}
+        if alert.service in services or (self.graph is None and members):
+            return True
+        for label in CORRELATION_LABELS:
+            value = alert.labels.get(label)
+            if value and any(value == other.labels.get(label) for other in members):
+                return True
+        return any(self.connected(alert.service, service) for service in services)
+
+    def connected(self, a: str, b: str) -> bool:
+        key = (a, b) if a < b else (b, a)
+        if key not in self._cache:
+            hops = [self.graph.distance(a, b), self.graph.distance(b, a)]
+            self._cache[key] = any(h is not None and h <= self.max_hops for h in hops)
+        return self._cache[key]
+
+
+def split_noise(
+    groups: list[AlertGroup],
+    flapping: set[str] | frozenset[str] = frozenset(),
+    transient: timedelta = TRANSIENT,
+) -> tuple[list[AlertGroup], list[Alert]]:
+    """Move isolated quiet groups out when another group remains.
+
+    A group is isolated when it covers one service: grouping found no related service
+    alerting at the same time. It is noise when its alerts are also all info or warning, all
+    flapping, or all resolved within ``transient`` (a blip that cleared itself).
+    """
+    if len(groups) < 2:
+        return groups, []
+    kept: list[AlertGroup] = []
+    noise: list[Alert] = []
+    for group in groups:
+        if len(group.services) == 1 and _quiet(group, flapping, transient):
+            noise.extend(group.alerts)
+        else:
+            kept.append(group)
+    if not kept:
+        # Everything looked like noise: keep the largest group rather than report nothing.
+        largest = max(groups, key=lambda g: (len(g.alerts), SEVERITY_RANK.get(g.severity, 0)))
+        noise = [a for a in noise if a not in largest.alerts]
+        kept = [largest]
+    return kept, noise
+
+
+def _is_blip(alert: Alert, transient: timedelta = TRANSIENT) -> bool:
+    duration = alert.duration_seconds
+    return duration is not None and duration <= transient.total_seconds()
+
+
+def _quiet(group: AlertGroup, flapping: set[str] | frozenset[str], transient: timedelta) -> bool:
+    alerts = group.alerts
+    if all(a.severity in LOW_SEVERITIES for a in alerts):
+        return True
+    if all(a.fingerprint in flapping for a in alerts):
+        return True
+    return all(_is_blip(a, transient) for a in alerts)
+
+
+def find_origin(group: AlertGroup, graph: ServiceGraph | None) -> str:
+    """Return the group's likely origin: the earliest alert among its most downstream services.
+
+    A service is most downstream when none of the group's other services is among its own
+    dependencies (direct or indirect). Without a graph every service qualifies.
+    """
+    services = set(group.services)
+    if graph is not None:
+        leaves = {s for s in services if not (graph.downstream(s) & (services - {s}))}
+        services = leaves or services
+    candidates = [a for a in group.alerts if a.service in services]
+    first = min(candidates, key=lambda a: (a.starts_at, -SEVERITY_RANK.get(a.severity, 0)))
+    return first.service

@@ -1,0 +1,234 @@
+"""What the root-cause ranking looks at: the symptom, the incident's alert group, and how
+long each anomaly lasted.
+
+With a symptom, the candidates are its service and the sick services it reaches through sick
+dependencies. Without one, alerts are grouped as AlertOps groups them and the main group's
+services and their dependencies are the candidates.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import timedelta
+
+import numpy as np
+
+from opsforge_core.agents import detect
+from opsforge_core.agents.alertops import collapse_flapping, deduplicate, find_flapping
+from opsforge_core.agents.base import AnalysisContext
+from opsforge_core.agents.evidence import ServiceEvidence, is_harmful
+from opsforge_core.agents.grouping import AlertGroup, group_alerts, split_noise
+from opsforge_core.models import SEVERITY_RANK, Alert
+from opsforge_core.topology import ServiceGraph
+
+GROUP_WINDOW = timedelta(minutes=10)  # the AlertOps default
+LOOKBACK_S = 900.0  # with a symptom time, anomalies are judged from this long before it
+
+
+def scan_window(
+    prepared: list[detect.PreparedSeries], since: float
+) -> dict[str, detect.SeriesAnomaly]:
+    """Judge each series from ``since`` on by the detector's scores before its hold-off."""
+    # NOTE: this reaches into detect._verdict; a hold-off switch on scan_prepared would let
+    # it use the public API instead.
+    verdicts: dict[str, detect.SeriesAnomaly] = {}
+    groups: dict[tuple[int, int | None], list[detect.PreparedSeries]] = {}
+    for item in prepared:
+        if len(item) == 0:
+            verdicts.update(detect.scan_prepared([item], since=since))
+            continue
+        period = detect.daily_period(item.step, len(item))
+        groups.setdefault((len(item), period), []).append(item)
+    for (_, period), group in groups.items():
+        details = detect.score_details(np.column_stack([g.values for g in group]), period)
+        details["score"] = details["raw"]
+        for column, item in enumerate(group):
+            own = {name: array[:, column] for name, array in details.items()}
+            verdicts[item.key] = detect._verdict(item, own, since, detect.DEFAULT_THRESHOLD)
+    return verdicts
+
+
+def symptom_scope(
+    ctx: AnalysisContext, graph: ServiceGraph | None, sick: dict[str, ServiceEvidence]
+) -> tuple[set[str] | None, str]:
+    """Return the services that may explain the symptom, or None when all may.
+
+    A fault reaches the symptom through the calls between them, so a candidate must be the
+    symptom's service or reachable from it along dependency edges through sick services only.
+    """
+    service = (ctx.symptom or {}).get("service")
+    if not service:
+        return None, "every anomalous service is a candidate"
+    if graph is None or service not in graph.edges:
+        return None, f"symptom {service} not in the graph: every anomalous service is a candidate"
+    scope = {service}
+    frontier = [service]
+    while frontier:
+        current = frontier.pop()
+        for dependency in graph.dependencies(current):
+            if dependency in sick and dependency not in scope:
+                scope.add(dependency)
+                frontier.append(dependency)
+    return scope, (
+        f"symptom {service} and the {len(scope) - 1} sick services it reaches through "
+        "sick dependencies"
+    )
+
+
+def without_flapping(alerts: list[Alert]) -> list[Alert]:
+    """Drop flapping alerts, because a rule crossing its threshold again and again is weak
+    evidence of where a fault began. A flapping service's metrics still count."""
+    unique, _ = deduplicate(alerts)
+    flapping = {f["fingerprint"] for f in find_flapping(unique)}
+    return [a for a in alerts if a.fingerprint not in flapping]
+
+
+def incident_scope(
+    alerts: list[Alert], graph: ServiceGraph | None, anomalous: dict[str, ServiceEvidence]
+) -> tuple[set[str] | None, str, float | None]:
+    """Return the services of the main alert group and their direct dependencies, and the
+    group's start (epoch seconds).
+
+    The alerts are grouped as AlertOps groups them, so noise elsewhere is left out. The
+    dependencies are included because a root cause need not alert itself (a slow link, a
+    resource anomaly below every rule's threshold). The main group is the one whose services
+    and dependencies hold the most services with metric anomalies during the group, then the
+    one with the most services.
+    """
+    unique, _ = deduplicate(alerts)
+    flapping = {f["fingerprint"] for f in find_flapping(unique)}
+    groups = group_alerts(collapse_flapping(unique, flapping), graph, GROUP_WINDOW)
+    groups, _ = split_noise(groups, flapping)
+    if not groups:
+        return None, "", None
+
+    def reach(group: AlertGroup) -> set[str]:
+        scope = set(group.services)
+        if graph is not None:
+            for service in group.services:
+                scope |= graph.dependencies(service)
+        return scope
+
+    def backing(group: AlertGroup) -> int:
+        """Count services next to the group whose metric anomaly began during it."""
+        slack = GROUP_WINDOW.total_seconds()
+        start = group.start.timestamp() - slack
+        ends = [a.ends_at.timestamp() if a.ends_at else math.inf for a in group.alerts]
+        end = max(ends) + slack
+        nearby = reach(group)
+        if graph is not None:
+            for service in group.services:
+                nearby |= graph.dependents(service)
+        return sum(1 for s in nearby if s in anomalous and start <= anomalous[s].onset <= end)
+
+    main = max(
+        groups,
+        key=lambda g: (
+            backing(g) + len(g.services),
+            len(g.alerts),
+            SEVERITY_RANK.get(g.severity, 0),
+        ),
+    )
+    scope = reach(main)
+    note = (
+        f"the main alert group ({len(main.alerts)} alerts on {', '.join(main.services)}) "
+        "and the services they call"
+    )
+    return scope, note, main.start.timestamp()
+
+
+def anomaly_spans(
+    ctx: AnalysisContext, verdicts: dict[str, detect.SeriesAnomaly]
+) -> dict[str, tuple[float, float]]:
+    """Return (end of the anomaly, sampling step) for each anomalous series.
+
+    The anomaly lasts from its peak while the detector's robust z keeps its sign and stays at
+    or above ``detect.RUN_Z``. The end is infinity when it lasts to the last point.
+    """
+    prepared = ctx.cache.get("prepared", {})
+    chosen = {
+        key: prepared[key]
+        for key, verdict in verdicts.items()
+        if verdict.status == "anomalous" and key in prepared and verdict.peak_ts is not None
+    }
+    spans: dict[str, tuple[float, float]] = {}
+    for key, (series, z) in _robust_z(chosen).items():
+        verdict = verdicts[key]
+        index = int(np.searchsorted(series.timestamps, verdict.peak_ts))
+        sign = np.sign(z[min(index, z.size - 1)])
+        while index + 1 < z.size and np.sign(z[index + 1]) == sign:
+            if abs(z[index + 1]) < detect.RUN_Z:
+                break
+            index += 1
+        end = math.inf if index + 1 >= z.size else float(series.timestamps[index])
+        spans[key] = (end, float(series.step))
+    return spans
+
+
+def symptom_metric(ctx: AnalysisContext, verdicts: dict[str, detect.SeriesAnomaly]) -> str | None:
+    """Return the symptom's metric when other services report it too, else None.
+
+    A cause shows the symptom's own kind of trouble (latency behind latency), so when the
+    metric is shared only it counts as evidence.
+    """
+    metric = (ctx.symptom or {}).get("metric")
+    if not metric:
+        return None
+    services = {v.service for v in verdicts.values() if v.metric == metric}
+    return metric if len(services) >= 2 else None
+
+
+def symptom_ts(ctx: AnalysisContext) -> float | None:
+    value = (ctx.symptom or {}).get("ts")
+    if value is None:
+        return None
+    if hasattr(value, "timestamp"):
+        return float(value.timestamp())
+    return float(value)
+
+
+def check_symptom(
+    ctx: AnalysisContext, verdicts: dict[str, detect.SeriesAnomaly]
+) -> tuple[float | None, str | None]:
+    """Return (the symptom's onset, why nothing should be named) for ``ctx.symptom``.
+
+    The bar is lower than for candidates: an operator already reported the symptom, so any
+    harmful deviation the detector scores above zero confirms it. When the symptom's series
+    is not anomalous at all there is no incident to explain.
+    """
+    symptom = ctx.symptom or {}
+    service, metric = symptom.get("service"), symptom.get("metric")
+    if not service or not metric:
+        return None, None
+    own = [v for v in verdicts.values() if v.service == service and v.metric == metric]
+    if not own or any(v.status == "insufficient_data" for v in own):
+        return None, None
+    confirmed = [v for v in own if v.score > 0 and is_harmful(v.metric, v.direction)]
+    if not confirmed:
+        best = max(v.score for v in own)
+        return None, (
+            f"symptom {service}/{metric} shows no harmful deviation (score {best:.2f}): "
+            "nothing to explain"
+        )
+    onsets = [v.onset_ts for v in confirmed if v.onset_ts is not None]
+    return (min(onsets) if onsets else None), None
+
+
+def _robust_z(
+    chosen: dict[str, detect.PreparedSeries],
+) -> dict[str, tuple[detect.PreparedSeries, np.ndarray]]:
+    """Return each series with the detector's z per point, scoring equal lengths as one matrix.
+
+    The detector scores columns independently, so a matrix gives the same z as one series at
+    a time, with one call per length in place of one per series.
+    """
+    groups: dict[int, list[str]] = {}
+    for key, series in chosen.items():
+        groups.setdefault(len(series), []).append(key)
+    result: dict[str, tuple[detect.PreparedSeries, np.ndarray]] = {}
+    for keys in groups.values():
+        matrix = np.column_stack([chosen[key].values for key in keys])
+        z = detect.score_details(matrix)["z"]
+        for column, key in enumerate(keys):
+            result[key] = (chosen[key], z[:, column])
+    return result
