@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 
 import numpy as np
@@ -92,3 +93,22 @@ def test_run_slow_fill_does_not_fail():
     assert result.findings["forecasts"] == []
     assert result.steps[-1].title == "Forecast gauges to their limits"
     assert result.steps[-1].detail.startswith("Forecast 1 gauges against their limits: 0 ")
+
+
+def test_run_flat_windows_one_anomaly():
+    ts = T0 + 60.0 * np.arange(60)
+    windows = {
+        "zeros": [0.0] * 60,
+        "negative": [-0.087] * 60,
+        "step": [5.0] * 59 + [6.0],
+        "empty": [np.nan] * 60,
+    }
+    series = [MetricSeries(name, "value", ts, np.array(v)) for name, v in windows.items()]
+    result = PredictiveOpsAgent().execute(AnalysisContext(alerts=[], series=series))
+    assert result.status == "ok"
+    anomalies = result.findings["anomalies"]
+    assert [a["series_key"] for a in anomalies] == ["step/value"]
+    assert anomalies[0]["onset_ts"] == ts[59]
+    assert result.findings["insufficient_data"] == ["empty/value"]
+    payload = json.dumps(result.to_dict(), allow_nan=False)
+    assert "NaN" not in payload
