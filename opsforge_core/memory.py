@@ -51,7 +51,7 @@ def find_patterns(store: Store | None, signature: str) -> list[Pattern]:
 
 
 def similar_from_results(results: list[AgentResult]) -> list[dict[str, Any]]:
-    """The similar past incidents AlertOps recalled, if it ran."""
+    """Return the similar past incidents AlertOps recalled, if it ran."""
     for result in results:
         if result.agent == "alertops" and result.status == "ok":
             return list(result.findings.get("similar_incidents") or [])
@@ -59,7 +59,7 @@ def similar_from_results(results: list[AgentResult]) -> list[dict[str, Any]]:
 
 
 def corrected_root_cause(patterns: list[Pattern], results: list[AgentResult]) -> str | None:
-    """The root cause operators taught for this signature, when the evidence allows it.
+    """Return the root cause operators taught for this signature, when the evidence allows it.
 
     A pattern whose root cause an operator corrected (``rejected`` > 0, the stored root cause
     being the corrected one) or confirmed wins over the ranker, but only if that service is

@@ -82,7 +82,7 @@ def json_safe(value: Any) -> Any:
 
 @dataclass(slots=True)
 class Alert:
-    """One alert as OpsForge sees it, whatever sender it came from."""
+    """One alert in OpsForge's normalized form, whatever sender it came from."""
 
     fingerprint: str
     source: str
@@ -213,7 +213,7 @@ class MetricSeries:
 
 @dataclass(slots=True)
 class ReasoningStep:
-    """One step of an agent's reasoning; ``evidence`` holds fingerprints, series keys, numbers."""
+    """One step of an agent's reasoning, with evidence (fingerprints, series keys, numbers)."""
 
     title: str
     detail: str
@@ -222,7 +222,7 @@ class ReasoningStep:
 
 @dataclass(slots=True)
 class AgentResult:
-    """What one agent did in one run; ``status`` is ok, skipped or failed."""
+    """The outcome of one agent in one run, whose ``status`` is ok, skipped or failed."""
 
     agent: str
     status: str = "ok"

@@ -325,7 +325,7 @@ def _series_signature(series: list[MetricSeries]) -> str:
 
 
 def rule_severity(alerts: list[Alert], results: list[AgentResult]) -> str:
-    """The severity the rules give: the worst alert, or warning for metric-only anomalies."""
+    """Return the rule-based severity: the worst alert, or warning for metric-only anomalies."""
     if alerts:
         firing = [a.severity for a in alerts if a.status == "firing"]
         return max_severity(firing or [a.severity for a in alerts])
@@ -336,7 +336,7 @@ def rule_severity(alerts: list[Alert], results: list[AgentResult]) -> str:
 
 
 def rule_diagnosis(results: list[AgentResult]) -> tuple[str | None, str | None]:
-    """The root cause and fault kind the root-cause agent found, if it ran and found one."""
+    """Return the root cause and fault kind the root-cause agent found, if it ran and found one."""
     for result in results:
         if result.agent == "rootcause" and result.status == "ok":
             return result.findings.get("root_cause"), result.findings.get("fault_kind")
