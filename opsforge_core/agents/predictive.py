@@ -45,14 +45,19 @@ def _is_near(forecast: Forecast) -> bool:
     return forecast.status == "crossing" and eta is not None and eta <= FORECAST_HORIZON
 
 
-def _forecasts(ctx: AnalysisContext) -> list[Forecast]:
-    """Forecast every gauge with a default limit, reusing the series ``scan_all`` prepared."""
+def _forecasts(ctx: AnalysisContext, limits: dict[str, float]) -> list[Forecast]:
+    """Forecast every gauge with a limit, reusing the series ``scan_all`` prepared.
+
+    A series' limit is ``limits[key]``, else ``limits[metric]``, else its default limit.
+    """
     prepared = ctx.cache.get("prepared") or {}
     # With repeated series keys the cache holds only one of them, so each is prepared again.
     reuse = len(prepared) == len(ctx.series)
     forecasts: list[Forecast] = []
     for series in ctx.series:
-        limit = default_limit(series)
+        limit = limits.get(series.key, limits.get(series.metric))
+        if limit is None:
+            limit = default_limit(series)
         if limit is None or not math.isfinite(limit):
             continue
         source: MetricSeries | PreparedSeries = (
@@ -68,8 +73,16 @@ class PredictiveOpsAgent(Agent):
     name = "predictiveops"
     description = "Anomaly detection, change points and time-to-limit forecasts per series"
 
-    def __init__(self, threshold: float = DEFAULT_THRESHOLD) -> None:
+    def __init__(
+        self, threshold: float = DEFAULT_THRESHOLD, limits: dict[str, float] | None = None
+    ) -> None:
+        """Set the scan threshold and extra limits to forecast against.
+
+        ``limits`` maps a metric name or a ``service/metric`` key to the value the gauge must
+        not reach, for gauges without a default limit such as a connection pool's size.
+        """
         self.threshold = threshold
+        self.limits = dict(limits or {})
 
     def relevance(self, ctx: AnalysisContext) -> tuple[int, str]:
         count = len(ctx.series)
@@ -85,7 +98,7 @@ class PredictiveOpsAgent(Agent):
             key=lambda v: (v.onset_ts if v.onset_ts is not None else float("inf"), v.series_key),
         )
         insufficient = sorted(k for k, v in verdicts.items() if v.status == "insufficient_data")
-        forecasts = _forecasts(ctx)
+        forecasts = _forecasts(ctx, self.limits)
         near = sorted((f for f in forecasts if _is_near(f)), key=lambda f: f.eta_seconds or 0.0)
         steps = [self._scan_step(verdicts, anomalies, insufficient)]
         steps += [self._anomaly_step(anomaly) for anomaly in anomalies[:STEP_DETAIL_LIMIT]]

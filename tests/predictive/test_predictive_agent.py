@@ -6,6 +6,7 @@ import json
 from datetime import UTC, datetime
 
 import numpy as np
+import pytest
 
 from opsforge_core.agents.base import AnalysisContext
 from opsforge_core.agents.predictive import PredictiveOpsAgent
@@ -112,3 +113,17 @@ def test_run_flat_windows_one_anomaly():
     assert result.findings["insufficient_data"] == ["empty/value"]
     payload = json.dumps(result.to_dict(), allow_nan=False)
     assert "NaN" not in payload
+
+
+def test_run_forecasts_against_given_limit():
+    # A connection pool of 100 filling by 1 connection every 5 minutes from 40.
+    rng = np.random.default_rng(8)
+    in_use = 40.0 + np.arange(300) / 5.0 + rng.normal(0.0, 0.5, 300)
+    pool = MetricSeries("db", "db_connections_in_use", TS, in_use, unit="connections")
+    ctx = AnalysisContext(alerts=[], series=[pool])
+    assert PredictiveOpsAgent().execute(ctx).findings["forecasts"] == []
+    agent = PredictiveOpsAgent(limits={"db_connections_in_use": 100.0})
+    forecasts = agent.execute(AnalysisContext(alerts=[], series=[pool])).findings["forecasts"]
+    assert [f["status"] for f in forecasts] == ["crossing"]
+    assert forecasts[0]["limit"] == 100.0
+    assert forecasts[0]["crossing_ts"] == pytest.approx(T0 + 300 * 60, abs=600)
