@@ -137,10 +137,14 @@ def _render_agent(
         st.info("Not run: its relevance was below the threshold or the operator left it out.")
         return
     for number, step in enumerate(result.steps, start=1):
-        st.markdown(f"**{number}. {escape_markdown(step.title)}**")
-        st.markdown(escape_markdown(step.detail))
-        if step.evidence:
-            with st.expander("Evidence", key=f"{key}-{result.agent}-ev-{number}"):
+        st.markdown(
+            f"**{number}. {escape_markdown(step.title)}**  \n{escape_markdown(step.detail)}"
+        )
+    with_evidence = [(n, s) for n, s in enumerate(result.steps, start=1) if s.evidence]
+    if with_evidence:
+        with st.expander("Evidence of each step", key=f"{key}-{result.agent}-evidence"):
+            for number, step in with_evidence:
+                st.markdown(f"**{number}. {escape_markdown(step.title)}**")
                 st.json(step.evidence, expanded=False)
     if result.agent == "predictiveops":
         _render_predictive(result.findings, by_series, key)
