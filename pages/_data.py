@@ -65,7 +65,7 @@ def _rounded(moment: datetime) -> datetime:
 
 @st.cache_data(ttl=FEED_TTL_SECONDS, show_spinner=False, max_entries=8)
 def _feed(key: tuple[tuple[str, str], ...], minutes: int, end: datetime) -> dict[str, Any]:
-    # One cache entry holds the alerts, series and their anomaly scan, because every read of
+    # One cache entry contains the alerts, series and their anomaly scan, because every read of
     # an entry unpickles it whole (about 0.2 s for 10,000 alerts).
     store = get_store()
     since = end - timedelta(minutes=minutes)
@@ -100,7 +100,7 @@ def _scan(series: list[MetricSeries]) -> dict[str, dict]:
 def load_feed(minutes: int, end: datetime | None = None) -> dict[str, Any]:
     """Read the feed's alerts (newest first, at most ``MAX_FEED_ALERTS``) and metrics.
 
-    The result also holds ``anomalies``: the PredictiveOps detector's verdict on each series,
+    The result also contains ``anomalies``: the PredictiveOps detector's verdict on each series,
     as dicts by series key. The window is the ``minutes`` before ``end`` (default
     ``feed_end()``), cut to whole refresh intervals so that reruns within one interval reuse
     the cached read.
@@ -203,7 +203,7 @@ def _window_series(
 def report_series(report: IncidentReport) -> list[MetricSeries]:
     """Read the series a stored report analyzed back from the feed, for its charts.
 
-    Only what the feed still holds comes back: feed items expire after
+    Only what the feed still contains comes back: feed items expire after
     ``OPSFORGE_FEED_TTL_HOURS``, and runs on scenarios or uploaded files never wrote there.
     """
     if not report.series_keys:

@@ -1,4 +1,4 @@
-"""Text helpers for showing untrusted strings (alert text, labels, LLM answers) safely.
+"""Text helpers for showing untrusted strings (alert text, labels, LLM output) safely.
 
 Streamlit renders ``st.markdown``, ``st.error`` and widget labels as Markdown with its own
 extensions (``:red[...]`` colour directives, ``:material/...:`` icons, ``$...$`` LaTeX). Text

@@ -66,6 +66,7 @@ def console_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     store.init()
     c2_data.store_c2_records(store)
     store.close()
+
     port = free_port()
     log = folder / "console.log"
     command = [
@@ -77,6 +78,7 @@ def console_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         process = subprocess.Popen(
             command, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
         )
+
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, process, log)
