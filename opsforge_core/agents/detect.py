@@ -73,6 +73,7 @@ MIN_COVERAGE = 0.6  # share of expected bins that must hold data to judge a seri
 MIN_Z = 3.0  # a deviation must also exceed this many sd of past deviations to score
 RUN_Z = 3.0  # |z| that keeps a point inside the anomalous run when finding its onset
 CACHE_KEY = "anomalies"
+PARAMS_KEY = "anomalies_params"  # the (threshold, since) the cached verdicts were made with
 
 
 @dataclass(slots=True)
@@ -274,7 +275,7 @@ def _verdict(
         status="ok",
         score=round(float(score[peak]), 4),
         coverage=round(coverage, 4),
-        reason=f"max score {score[peak]:.2f} below {threshold:.2f}",
+        reason=f"max score {score[peak]:.3f} below {threshold:.3f}",
     )
     if score[peak] <= 0.0:
         return found
@@ -350,13 +351,21 @@ def scan_all(
     threshold: float = DEFAULT_THRESHOLD,
     since: float | None = None,
 ) -> dict[str, SeriesAnomaly]:
-    """Scan every series of the context once per run, caching in ``ctx.cache["anomalies"]``."""
+    """Scan every series of the context once per run, caching in ``ctx.cache["anomalies"]``.
+
+    The prepared series go to ``ctx.cache["prepared"]`` by key. A later call with another
+    ``threshold`` or ``since`` rescans those prepared series and leaves the cache as it is.
+    """
+    params = (threshold, since)
     cached = ctx.cache.get(CACHE_KEY)
     if cached is not None:
-        return cached
+        if ctx.cache.get(PARAMS_KEY, params) == params:
+            return cached
+        return scan_prepared(list(ctx.cache["prepared"].values()), since, threshold)
     prepared = [prepare(series) for series in ctx.series]
     verdicts = scan_prepared(prepared, since=since, threshold=threshold)
     ctx.cache[CACHE_KEY] = verdicts
+    ctx.cache[PARAMS_KEY] = params
     ctx.cache["prepared"] = {item.key: item for item in prepared}
     logger.debug(
         "scanned %d series: %d anomalous",

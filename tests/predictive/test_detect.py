@@ -216,3 +216,14 @@ def test_below_threshold_reports_peak():
     assert anomaly.peak_ts == T0 + 100 * 60
     assert anomaly.direction == 1
     assert anomaly.onset_ts is None
+
+
+def test_scan_all_other_threshold_rescans():
+    rng = np.random.default_rng(10)
+    values = np.concatenate([rng.normal(10.0, 1.0, 100), [18.0]])
+    ctx = AnalysisContext(alerts=[], series=[_series(values)])
+    default = scan_all(ctx)
+    strict = scan_all(ctx, threshold=0.999)
+    assert default["checkout/cpu"].status == "anomalous"
+    assert strict["checkout/cpu"].status == "ok"
+    assert ctx.cache["anomalies"] is default
