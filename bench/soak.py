@@ -1,11 +1,11 @@
 """Memory soak of the console: ``python -m bench.soak [--minutes 30] [--json]``.
 
-Starts the console the way ``make run`` does (Streamlit, the in-process live simulator, a fresh
-SQLite file), opens the Live page in headless Chromium and leaves it there, so the page's feed
-fragment reruns every few seconds while the simulator writes a tick per second. Every
-``--interval`` seconds it samples the resident set size (RSS) of the console process and its
-children. Growth is measured from the first sample after ``--warmup`` minutes to the last one;
-the target is under 50 MB.
+Starts the console the way ``make run`` does: Streamlit, the in-process live simulator and a
+fresh SQLite file. It opens the Live page in headless Chromium and leaves it there, so the
+page's feed fragment reruns every few seconds while the simulator writes a tick per second.
+Every ``--interval`` seconds it samples the resident set size (RSS) of the console process and
+its children. Growth is measured from the first sample after ``--warmup`` minutes to the last
+one; the target is under 50 MB.
 
 Needs Debian's ``chromium`` at /usr/bin/chromium and the ``playwright`` and ``psutil`` packages.
 """

@@ -17,7 +17,7 @@ from opsforge_core.models import SEVERITIES, IngestBatch
 from opsforge_core.store.base import Store
 
 HOSTILE_SETTINGS = settings(
-    max_examples=60,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[
         HealthCheck.too_slow,

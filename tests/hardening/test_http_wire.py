@@ -34,7 +34,7 @@ def wire(tmp_path: Path) -> Iterator[tuple[ApiServer, Store]]:
 
 
 def _exchange(port: int, raw: bytes, timeout: float = 5.0) -> bytes:
-    """Send ``raw`` and return what the server answers before it closes or goes quiet."""
+    """Send ``raw`` and return the response bytes received before the server closes or stalls."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         try:
             sock.sendall(raw)
@@ -106,7 +106,7 @@ def test_large_header_bounded(wire: tuple[ApiServer, Store]) -> None:
 def test_declared_too_large_413_before_body(wire: tuple[ApiServer, Store]) -> None:
     server, store = wire
 
-    # Only the head is sent: the server must answer from Content-Length alone.
+    # Only the head is sent, so the server must respond from Content-Length alone.
     answer = _exchange(server.port, _head("", 10 * 1024 * 1024))
 
     assert _status(answer) == 413
