@@ -47,10 +47,11 @@ def current_settings() -> Settings:
 def _open_store(key: tuple[tuple[str, str], ...]) -> Store:
     from opsforge_core.store import open_store
 
+    # open_store creates missing SQLite tables. DynamoDB tables are created by
+    # `python -m opsforge_core store init`, so the console needs no CreateTable permission.
     settings = Settings.from_env()
     store = open_store(settings)
-    created = store.init()
-    logger.info("store %s opened; tables created: %s", settings.store, created or "none")
+    logger.info("store %s opened", settings.store)
     return store
 
 
