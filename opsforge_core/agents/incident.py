@@ -23,12 +23,17 @@ from opsforge_core.topology import ServiceGraph
 
 GROUP_WINDOW = timedelta(minutes=10)  # the AlertOps default
 LOOKBACK_S = 900.0  # with a symptom time, anomalies are judged from this long before it
+SYMPTOM_Z = 3.0  # robust z that confirms a reported symptom
 
 
 def scan_window(
     prepared: list[detect.PreparedSeries], since: float
 ) -> dict[str, detect.SeriesAnomaly]:
-    """Judge each series from ``since`` on by the detector's scores before its hold-off."""
+    """Judge each series from ``since`` on by the detector's scores before its hold-off.
+
+    Each verdict's ``extra`` also gets the highest and lowest robust z in the window
+    (``z_high``, ``z_low``).
+    """
     # NOTE: this reaches into detect._verdict; a hold-off switch on scan_prepared would let
     # it use the public API instead.
     verdicts: dict[str, detect.SeriesAnomaly] = {}
@@ -42,9 +47,15 @@ def scan_window(
     for (_, period), group in groups.items():
         details = detect.score_details(np.column_stack([g.values for g in group]), period)
         details["score"] = details["raw"]
+        first = np.searchsorted(group[0].timestamps, since, side="left")
         for column, item in enumerate(group):
             own = {name: array[:, column] for name, array in details.items()}
-            verdicts[item.key] = detect._verdict(item, own, since, detect.DEFAULT_THRESHOLD)
+            verdict = detect._verdict(item, own, since, detect.DEFAULT_THRESHOLD)
+            window_z = own["z"][first:]
+            if window_z.size:
+                verdict.extra["z_high"] = float(window_z.max())
+                verdict.extra["z_low"] = float(window_z.min())
+            verdicts[item.key] = verdict
     return verdicts
 
 
@@ -192,9 +203,10 @@ def check_symptom(
 ) -> tuple[float | None, str | None]:
     """Return (the symptom's onset, why nothing should be named) for ``ctx.symptom``.
 
-    The bar is lower than for candidates: an operator already reported the symptom, so any
-    harmful deviation the detector scores above zero confirms it. When the symptom's series
-    is not anomalous at all there is no incident to explain.
+    The bar is lower than for candidates: an operator already reported the symptom, so a
+    harmful deviation the detector scores above zero confirms it, and so does a robust z of
+    ``SYMPTOM_Z`` or more the harmful way. When the symptom's series shows neither there is
+    no incident to explain.
     """
     symptom = ctx.symptom or {}
     service, metric = symptom.get("service"), symptom.get("metric")
@@ -203,7 +215,7 @@ def check_symptom(
     own = [v for v in verdicts.values() if v.service == service and v.metric == metric]
     if not own or any(v.status == "insufficient_data" for v in own):
         return None, None
-    confirmed = [v for v in own if v.score > 0 and is_harmful(v.metric, v.direction)]
+    confirmed = [v for v in own if _confirms(v)]
     if not confirmed:
         best = max(v.score for v in own)
         return None, (
@@ -212,6 +224,14 @@ def check_symptom(
         )
     onsets = [v.onset_ts for v in confirmed if v.onset_ts is not None]
     return (min(onsets) if onsets else None), None
+
+
+def _confirms(verdict: detect.SeriesAnomaly) -> bool:
+    if verdict.score > 0 and is_harmful(verdict.metric, verdict.direction):
+        return True
+    high = verdict.extra.get("z_high", 0.0) >= SYMPTOM_Z and is_harmful(verdict.metric, 1)
+    low = verdict.extra.get("z_low", 0.0) <= -SYMPTOM_Z and is_harmful(verdict.metric, -1)
+    return high or low
 
 
 def _robust_z(
