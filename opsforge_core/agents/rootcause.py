@@ -1,9 +1,9 @@
 """RootCause: rank the services that could have caused an incident.
 
-Evidence per service comes from the anomaly detector (``detect.scan_all``) and from firing
-alerts. A sick service is a likely cause when its own dependencies are healthy (nothing below
-it explains its anomaly), its anomaly started early, and the services that call it are sick
-too. Each candidate's score multiplies those factors::
+Evidence per service comes from the anomaly detector (``detect.scan_all``) and from alerts. A
+sick service is a likely cause when its own dependencies are healthy (nothing below it
+explains its anomaly), its anomaly started early, and its trouble can have reached the other
+sick services. Each candidate's score multiplies those factors::
 
     score = strength x (1 - EXPLAINED x worst sick dependency)
                      x timing (decays with onset after the first onset)
@@ -12,10 +12,12 @@ too. Each candidate's score multiplies those factors::
 A service explains the sick services its trouble can have reached: along calls either way,
 each one starting no earlier than the one before. The cause of a cascade explains most of it.
 
-``ctx.symptom`` limits the candidates to the symptom's service and everything it depends on,
-and when the symptom's own metric is not anomalous nothing is named: there is no incident to
-explain. Without a graph, edges come from alert labels, else ranking uses strength and onset
-alone, and a reasoning step names which.
+The candidates come from ``incident``: with ``ctx.symptom``, its service and the sick
+services it reaches through sick dependencies (and nothing is named when the symptom's own
+metric shows no harmful deviation). Otherwise the main alert group's services and their
+dependencies, or without alerts the largest cluster of services sick at the same time.
+Without a graph, edges come from alert labels, else ranking uses strength and onset alone,
+and a reasoning step names which.
 """
 
 from __future__ import annotations
