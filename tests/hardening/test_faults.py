@@ -104,6 +104,7 @@ def dynalite_app(aws_env: None, tmp_path: Path) -> Iterator[tuple[Dynalite, Test
     server.stop()
 
 
+@pytest.mark.server
 def test_dynalite_stopped_503_then_recovers(dynalite_app: tuple[Dynalite, TestClient, Any]) -> None:
     server, client, store = dynalite_app
     assert _post_alert(client, "before-stop").status_code == 200
