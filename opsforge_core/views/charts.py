@@ -21,6 +21,8 @@ from plotly.subplots import make_subplots
 from opsforge_core.models import SEVERITY_RANK, Alert, MetricSeries
 from opsforge_core.views.text import shorten
 
+# Points per figure. Traces are SVG, not WebGL: at this size SVG draws fast, and a browser
+# without a GPU renders WebGL in software, which blocked clicks while the Live page refreshed.
 MAX_POINTS = 5000
 # Severity colours shared by the alert strip and the tables' legend.
 SEVERITY_COLORS = {
@@ -185,7 +187,7 @@ def service_figure(
     for row, item in enumerate(ordered, start=2):
         x, y = downsample_minmax(item.timestamps, item.values, per_series)
         figure.add_trace(
-            go.Scattergl(
+            go.Scatter(
                 x=to_datetime64(x),
                 y=y,
                 mode="lines",
@@ -242,9 +244,7 @@ def anomaly_figure(
 ) -> go.Figure:
     """Draw one series with its anomaly onset and peak and, when known, its baseline."""
     x, y = downsample_minmax(series.timestamps, series.values, max_points - 3)
-    figure = go.Figure(
-        go.Scattergl(x=to_datetime64(x), y=y, mode="lines", name=plain(series.metric))
-    )
+    figure = go.Figure(go.Scatter(x=to_datetime64(x), y=y, mode="lines", name=plain(series.metric)))
     baseline = anomaly.get("baseline")
     if baseline is not None and np.isfinite(baseline):
         figure.add_hline(y=float(baseline), line_dash="dot", annotation_text="baseline")

@@ -73,7 +73,7 @@ def forecast_figure(
     forecast (``earliest_ts``, ``latest_ts``). The trend line runs to ``crossing_ts``.
     """
     x, y = downsample_minmax(series.timestamps, series.values, max_points - 8)
-    figure = go.Figure(go.Scattergl(x=to_datetime64(x), y=y, mode="lines", name="observed"))
+    figure = go.Figure(go.Scatter(x=to_datetime64(x), y=y, mode="lines", name="observed"))
     limit = forecast.get("limit")
     projection = _projection(forecast)
     if projection is not None and limit is not None:
