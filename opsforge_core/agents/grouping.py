@@ -81,7 +81,8 @@ def group_alerts(
     A group stays active while any of its alerts fires, so a long incident keeps collecting
     the symptoms that spread from it. An alert that fires again within ``RECUR_WINDOW`` after
     its group went quiet reopens that group. A blip (resolved within ``TRANSIENT``) joins only
-    a group with a related alert that started within ``window`` of it. Related means the same
+    a group with a related alert that started within ``window`` of it, and a group of blips
+    is joined on the same terms. Related means the same
     service, a shared correlation label, or (with a graph) a dependency path of at most
     ``max_hops`` either way; without a graph, time alone links. An alert related to several
     active groups merges them.
@@ -107,7 +108,7 @@ def group_alerts(
         matches = [
             g
             for g in still_open
-            if g in recurring or related.to_group(alert, g, window if _is_blip(alert) else None)
+            if g in recurring or related.to_group(alert, g, _nearness(alert, g, window))
         ]
         merged = _OpenGroup([alert], {alert.service}, alert.ends_at)
         for group in matches:
@@ -200,6 +201,14 @@ def split_noise(
         noise = [a for a in noise if a not in largest.alerts]
         kept = [largest]
     return kept, noise
+
+
+def _nearness(alert: Alert, group: _OpenGroup, window: timedelta) -> timedelta | None:
+    """Return how close in start time a link must be: ``window`` when either side is only
+    blips, else None (any time while the group is active)."""
+    if _is_blip(alert) or all(_is_blip(member) for member in group.alerts):
+        return window
+    return None
 
 
 def _is_blip(alert: Alert, transient: timedelta = TRANSIENT) -> bool:

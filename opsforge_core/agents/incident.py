@@ -154,7 +154,9 @@ def anomaly_spans(
     """Return (end of the anomaly, sampling step) for each anomalous series.
 
     The anomaly lasts from its peak while the detector's robust z keeps its sign and stays at
-    or above ``detect.RUN_Z``. The end is infinity when it lasts to the last point.
+    or above half its peak value (and ``detect.RUN_Z``), so a spike ends when the value falls
+    back even if a slow drift keeps it a few deviations off. The end is infinity when it lasts
+    to the last point.
     """
     prepared = ctx.cache.get("prepared", {})
     chosen = {
@@ -165,10 +167,11 @@ def anomaly_spans(
     spans: dict[str, tuple[float, float]] = {}
     for key, (series, z) in _robust_z(chosen).items():
         verdict = verdicts[key]
-        index = int(np.searchsorted(series.timestamps, verdict.peak_ts))
-        sign = np.sign(z[min(index, z.size - 1)])
+        index = min(int(np.searchsorted(series.timestamps, verdict.peak_ts)), z.size - 1)
+        sign = np.sign(z[index])
+        floor = max(detect.RUN_Z, 0.5 * abs(z[index]))
         while index + 1 < z.size and np.sign(z[index + 1]) == sign:
-            if abs(z[index + 1]) < detect.RUN_Z:
+            if abs(z[index + 1]) < floor:
                 break
             index += 1
         end = math.inf if index + 1 >= z.size else float(series.timestamps[index])
