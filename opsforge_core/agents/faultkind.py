@@ -97,3 +97,18 @@ def version_changed(alerts: list[Alert]) -> bool:
             if previous and previous != alert.labels.get(label):
                 return True
     return False
+
+
+CHANGE_ALERT = re.compile(r"deploy|rollout|rolled_?out|release|upgrade", re.IGNORECASE)
+
+
+def change_times(alerts: list[Alert]) -> dict[str, float]:
+    """Return the latest change event (a deploy alert or a version label change) per service,
+    as epoch seconds."""
+    changes: dict[str, float] = {}
+    for alert in alerts:
+        if not (CHANGE_ALERT.search(alert.name) or version_changed([alert])):
+            continue
+        at = alert.starts_at.timestamp()
+        changes[alert.service] = max(changes.get(alert.service, at), at)
+    return changes

@@ -184,14 +184,15 @@ def split_noise(
 
     A group is isolated when it covers one service: grouping found no related service
     alerting at the same time. It is noise when its alerts are also all info or warning, all
-    flapping, or all resolved within ``transient`` (a blip that cleared itself).
+    flapping, or all resolved within ``transient`` (a blip that cleared itself). A group of
+    blips on several services is noise too, unless one of them is flapping.
     """
     if len(groups) < 2:
         return groups, []
     kept: list[AlertGroup] = []
     noise: list[Alert] = []
     for group in groups:
-        if len(group.services) == 1 and _quiet(group, flapping, transient):
+        if _is_noise(group, flapping, transient):
             noise.extend(group.alerts)
         else:
             kept.append(group)
@@ -201,6 +202,17 @@ def split_noise(
         noise = [a for a in noise if a not in largest.alerts]
         kept = [largest]
     return kept, noise
+
+
+def _is_noise(
+    group: AlertGroup, flapping: set[str] | frozenset[str], transient: timedelta
+) -> bool:
+    if len(group.services) == 1 and _quiet(group, flapping, transient):
+        return True
+    # Blips on several services at once that each cleared by themselves, none of them
+    # recurring, are a passing disturbance; a crash loop's blips recur and stay a group.
+    blips = all(_is_blip(a, transient) for a in group.alerts)
+    return blips and not any(a.fingerprint in flapping for a in group.alerts)
 
 
 def _nearness(alert: Alert, group: _OpenGroup, window: timedelta) -> timedelta | None:

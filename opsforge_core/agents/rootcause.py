@@ -34,7 +34,7 @@ from opsforge_core.agents.evidence import (
     clusters,
     collect_evidence,
 )
-from opsforge_core.agents.faultkind import infer_fault_kind
+from opsforge_core.agents.faultkind import change_times, infer_fault_kind
 from opsforge_core.agents.incident import (
     LOOKBACK_S,
     anomaly_spans,
@@ -55,6 +55,8 @@ EXPLAINED = 0.8  # how much a sick dependency that started no later discounts a 
 COVERAGE_BASE = 0.5  # factor of a candidate that explains none of the other sick services
 CHECKED = 0.1  # bonus for MAX_CHECKED or more dependencies observed healthy
 MAX_CHECKED = 3
+CHANGE_WINDOW_S = 1800.0  # a deploy this long before a service's onset may have caused it
+CHANGE_BOOST = 1.25
 TIMING_TAU_S = 300.0  # onset delay at which the timing factor falls to 1/e of its range
 TIMING_FLOOR = 0.2
 CACHE_KEY = "rootcause_anomalies"
@@ -127,7 +129,8 @@ class RootCauseAgent(Agent):
         candidates = {s: e for s, e in sick.items() if scope is None or s in scope}
         steps.append(ReasoningStep("Candidates", scope_note, {"services": sorted(candidates)}))
         observed = {v.service for v in verdicts.values() if v.status != "insufficient_data"}
-        ranking = rank(candidates, sick, graph, symptom_onset, observed)
+        changes = change_times(ctx.alerts)
+        ranking = rank(candidates, sick, graph, symptom_onset, observed, changes)
         findings["ranking"] = ranking
         if not ranking:
             steps.append(ReasoningStep("Verdict", "no service is anomalous enough to name", {}))
@@ -179,6 +182,7 @@ def rank(
     graph: ServiceGraph | None,
     reference_onset: float | None = None,
     observed: set[str] | None = None,
+    changes: dict[str, float] | None = None,
 ) -> list[dict[str, Any]]:
     """Score each candidate (see the module docstring) and return them best first.
 
@@ -187,8 +191,11 @@ def rank(
     could sit in something unobserved behind it.
 
     Onset delays are measured from ``reference_onset`` (the symptom's onset) when given, else
-    from the earliest candidate onset.
+    from the earliest candidate onset. ``changes`` gives each service's last deploy time: a
+    service changed shortly before its trouble began is the prime suspect, so a sick
+    dependency does not discount it and its score gets ``CHANGE_BOOST``.
     """
+    changes = changes or {}
     if not candidates:
         return []
     first_onset = min(e.onset for e in candidates.values())
@@ -198,6 +205,9 @@ def rank(
     for service, ev in candidates.items():
         explained_by, callers = _neighbours(service, ev, sick, graph)
         worst = max((sick[d].strength for d in explained_by), default=0.0)
+        changed = _changed_before(changes.get(service), ev)
+        if changed:
+            worst = 0.0
         delay = max(0.0, ev.onset - first_onset)
         timing = TIMING_FLOOR + (1 - TIMING_FLOOR) * math.exp(-delay / TIMING_TAU_S)
         covered = _covered(service, ev, candidates, graph)
@@ -205,12 +215,15 @@ def rank(
         checked = _checked_dependencies(service, sick, graph, observed)
         vouched = 1.0 + CHECKED * min(len(checked), MAX_CHECKED) / MAX_CHECKED
         score = ev.magnitude * (1 - EXPLAINED * worst) * timing * (COVERAGE_BASE + coverage)
-        score *= vouched
+        score *= vouched * (CHANGE_BOOST if changed else 1.0)
+        reason = _reason(ev, explained_by, callers, delay, graph is not None)
+        if changed:
+            reason = f"deployed {(ev.onset - changes[service]) / 60:.0f} min before; {reason}"
         entries.append(
             {
                 "service": service,
                 "score": score,
-                "reason": _reason(ev, explained_by, callers, delay, graph is not None),
+                "reason": reason,
                 "evidence": {
                     "strength": round(ev.strength, 3),
                     "onset": iso_ts(ev.onset),
@@ -227,6 +240,12 @@ def rank(
         entry["score"] = round(entry["score"] / best, 4)
     entries.sort(key=lambda e: (-e["score"], e["service"]))
     return entries
+
+
+def _changed_before(change: float | None, ev: ServiceEvidence) -> bool:
+    if change is None:
+        return False
+    return ev.onset - CHANGE_WINDOW_S <= change <= ev.onset + 0.5 * ev.step
 
 
 def _checked_dependencies(
