@@ -78,9 +78,17 @@ def grouping_scores(groups: list[dict[str, Any]], incident: set[str]) -> dict[st
     return {"precision": precision, "recall": recall, "f1": f1}
 
 
-def time_to_diagnosis(run, graph: ServiceGraph, step_minutes: int, horizon_minutes: int):
+def time_to_diagnosis(
+    run, graph: ServiceGraph, step_minutes: int, horizon_minutes: int
+) -> int | None:
+    """Return the minutes after the fault start of the first prefix diagnosed right, or None.
+
+    A ``horizon_minutes`` of 0 tries prefixes up to the end of the run.
+    """
     start = run.ground_truth["start"]
     truth = run.ground_truth["root_cause"]
+    if horizon_minutes <= 0:
+        horizon_minutes = int((run.end - start).total_seconds() // 60)
     for minutes in range(step_minutes, horizon_minutes + 1, step_minutes):
         cut = start + timedelta(minutes=minutes)
         if cut > run.end:
@@ -180,10 +188,13 @@ def main(argv: list[str] | None = None) -> int:
         "--scenario", action="append", help="scenario to run (repeatable; default all)"
     )
     parser.add_argument(
-        "--step", type=int, default=2, help="minutes between prefixes; 0 skips time to diagnosis"
+        "--step", type=int, default=5, help="minutes between prefixes; 0 skips time to diagnosis"
     )
     parser.add_argument(
-        "--horizon", type=int, default=60, help="longest prefix after the fault start, minutes"
+        "--horizon",
+        type=int,
+        default=0,
+        help="longest prefix after the fault start, in minutes; 0 means the end of the run",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     args = parser.parse_args(argv)
