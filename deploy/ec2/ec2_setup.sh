@@ -171,6 +171,7 @@ nginx_site() {
 
 tls_snippet() {
   local snippet="$NGINX_DIR/opsforge/tls.conf"
+  local redirect="$NGINX_DIR/opsforge/redirect-https.conf"
   if [[ -n "${OPSFORGE_TLS_CERT:-}" && -n "${OPSFORGE_TLS_KEY:-}" ]]; then
     local tmp
     tmp="$(mktemp)"
@@ -181,14 +182,21 @@ ssl_certificate ${OPSFORGE_TLS_CERT};
 ssl_certificate_key ${OPSFORGE_TLS_KEY};
 ssl_protocols TLSv1.2 TLSv1.3;
 add_header Strict-Transport-Security "max-age=31536000" always;
-if (\$scheme = http) { return 301 https://\$host\$request_uri; }
 EOF
     install_if_changed "$tmp" "$snippet" 644
+    # Only the console redirects to HTTPS: a redirected webhook POST would come back as a GET.
+    # shellcheck disable=SC2016 # nginx variables, not shell ones
+    printf '%s\n' 'if ($scheme = http) { return 301 https://$host$request_uri; }' >"$tmp"
+    install_if_changed "$tmp" "$redirect" 644
     rm -f "$tmp"
-  elif [[ -f "$snippet" ]]; then
-    rm -f "$snippet"
-    log "removed $snippet (no certificate configured)"
-    CHANGED=1
+  else
+    for file in "$snippet" "$redirect"; do
+      if [[ -f "$file" ]]; then
+        rm -f "$file"
+        log "removed $file (no certificate configured)"
+        CHANGED=1
+      fi
+    done
   fi
 }
 

@@ -108,3 +108,76 @@ def test_setup_script_second_run_changes_nothing(tmp_path: Path) -> None:
 def test_setup_script_passes_shellcheck() -> None:
     result = subprocess.run(["shellcheck", str(SETUP)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
+
+
+@needs_nginx
+@pytest.mark.skipif(shutil.which("rsync") is None, reason="rsync is not installed")
+def test_tls_redirects_console_not_api(tmp_path: Path) -> None:
+    import http.client
+    import ssl
+
+    from tests.deploy_ec2.nginx_site import start_nginx
+
+    cert, key = tmp_path / "site.crt", tmp_path / "site.key"
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=opsforge.test",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        capture_output=True,
+        check=True,
+    )
+    root = tmp_path / "root"
+    env = {
+        **os.environ,
+        "OPSFORGE_ROOT": str(root),
+        "OPSFORGE_SKIP_SYSTEM": "1",
+        "OPSFORGE_TLS_CERT": str(cert),
+        "OPSFORGE_TLS_KEY": str(key),
+    }
+    setup = subprocess.run(["bash", str(SETUP)], capture_output=True, text=True, env=env)
+    assert setup.returncode == 0, setup.stderr
+    auth_dir = root / "etc" / "nginx" / "opsforge"
+    http_port, https_port = free_port(), free_port()
+    tls = (auth_dir / "tls.conf").read_text()
+    tls = tls.replace("listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;")
+    (auth_dir / "tls.conf").write_text(tls.replace("listen [::]:443 ssl;\n", ""))
+    # Both upstreams are closed ports: the API request must reach the proxy (502), not 301.
+    site = render_site(
+        tmp_path / "nginx", http_port, free_port(), free_port(), "", "", auth_dir=auth_dir
+    )
+    proc = start_nginx(site)
+    try:
+        plain = http.client.HTTPConnection("127.0.0.1", http_port, timeout=5)
+        plain.request("GET", "/")
+        console = plain.getresponse()
+        console.read()
+        assert console.status == 301
+        assert console.getheader("Location", "").startswith("https://")
+        plain.request("POST", "/api/v1/events", body=b"{}")
+        api = plain.getresponse()
+        api.read()
+        assert api.status == 502
+        secure = http.client.HTTPSConnection(
+            "127.0.0.1", https_port, timeout=5, context=ssl._create_unverified_context()
+        )
+        secure.request("GET", "/")
+        login = secure.getresponse()
+        login.read()
+        assert login.status == 401
+        assert login.getheader("Strict-Transport-Security") == "max-age=31536000"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
