@@ -12,7 +12,9 @@ from dataclasses import dataclass, field, fields
 
 from opsforge_core.errors import ConfigError
 
-DEFAULT_MODEL_ID = "anthropic.claude-sonnet-4-5-20250929-v1:0"
+# Bedrock serves current Claude models on demand only through an inference profile (the "us."
+# prefix); the Anthropic provider turns this id into the API's model name.
+DEFAULT_MODEL_ID = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 
 # USD per million tokens (input, output), by substring of the model id. Estimates for the cost
 # column; the provider's bill is the authority. Override with OPSFORGE_MODEL_PRICES as

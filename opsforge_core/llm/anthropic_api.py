@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import Any
 
 from opsforge_core.config import Settings
@@ -20,6 +21,17 @@ logger = logging.getLogger(__name__)
 RETRYABLE_STATUS = {408, 409, 429, 500, 502, 503, 504, 529}
 DEADLINE_SLACK = 1.0
 
+# A Bedrock id such as "us.anthropic.claude-sonnet-4-5-20250929-v1:0" names the same model as
+# the Anthropic API's "claude-sonnet-4-5-20250929": an optional inference-profile region, the
+# "anthropic." provider prefix and a "-v1:0" version suffix.
+_BEDROCK_ID = re.compile(r"^(?:[a-z]+\.)?anthropic\.(?P<name>.+?)(?:-v\d+(?::\d+)?)?$")
+
+
+def anthropic_model_name(model_id: str) -> str:
+    """Return the Anthropic API model name for ``model_id``, which may be a Bedrock id."""
+    match = _BEDROCK_ID.match(model_id)
+    return match.group("name") if match else model_id
+
 
 class AnthropicProvider(LLMProvider):
     """``messages.create`` and ``messages.stream`` of the Anthropic SDK."""
@@ -27,7 +39,7 @@ class AnthropicProvider(LLMProvider):
     name = "anthropic"
 
     def __init__(self, settings: Settings, client: Any = None) -> None:
-        self.model_id = settings.model_id
+        self.model_id = anthropic_model_name(settings.model_id)
         self._settings = settings
         self._client = client
 

@@ -199,7 +199,7 @@ def test_image_requirements_cover_imports(events_dir: Path, tmp_path: Path) -> N
 
     assert result["status"] == 200
     assert third_party - declared - BASE_IMAGE_PACKAGES == set()
-    assert {"numpy", "pandas", "scipy"} <= third_party
+    assert {"numpy", "scipy"} <= third_party
 
 
 def _core_imports() -> set[str]:

@@ -22,6 +22,13 @@ from .helpers import make_request
 
 MODEL_ID = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 
+
+def sent_model_id(provider: str) -> str:
+    """Return the model id each provider sends for ``MODEL_ID`` (the API's name for Anthropic)."""
+    from opsforge_core.llm.anthropic_api import anthropic_model_name
+
+    return anthropic_model_name(MODEL_ID) if provider == "anthropic" else MODEL_ID
+
 GOOD_ANSWER = {
     "summary": "The db connection pool is exhausted; api and web time out waiting on it.",
     "root_cause": "db",

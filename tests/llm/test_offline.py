@@ -88,3 +88,15 @@ def test_offline_taught_root_cause_among_ranks():
 def test_offline_rule_root_cause_outside_ranks_ignored():
     result = offline_synthesis(make_request(rule_root_cause="billing"))
     assert result.root_cause == "db"
+
+
+def test_anthropic_model_name_from_bedrock_ids():
+    from opsforge_core.llm.anthropic_api import anthropic_model_name
+
+    assert anthropic_model_name("us.anthropic.claude-sonnet-4-5-20250929-v1:0") == (
+        "claude-sonnet-4-5-20250929"
+    )
+    assert anthropic_model_name("anthropic.claude-3-5-haiku-20241022-v1:0") == (
+        "claude-3-5-haiku-20241022"
+    )
+    assert anthropic_model_name("claude-sonnet-4-5") == "claude-sonnet-4-5"

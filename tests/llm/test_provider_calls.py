@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 
-from .conftest import GOOD_ANSWER, MODEL_ID
+from .conftest import GOOD_ANSWER, sent_model_id
 from .helpers import make_alert, make_request
 
 
@@ -15,7 +15,7 @@ def test_good_answer_is_used(harness):
     assert harness.attempts == 1
     assert result.fallback is False
     assert result.provider == harness.provider
-    assert result.model_id == MODEL_ID
+    assert result.model_id == sent_model_id(harness.provider)
     assert result.root_cause == "db"
     assert result.summary == GOOD_ANSWER["summary"]
     assert result.confidence == 0.82
@@ -91,7 +91,7 @@ def test_access_denied_not_retried(harness):
     result = harness.synthesize()
     assert harness.attempts == 1
     assert result.fallback is True
-    assert MODEL_ID in result.fallback_reason
+    assert sent_model_id(harness.provider) in result.fallback_reason
     if harness.provider == "bedrock":
         assert "AccessDeniedException" in result.fallback_reason
         assert "eu-west-3" in result.fallback_reason
@@ -106,7 +106,7 @@ def test_validation_error_not_retried(harness):
     assert harness.attempts == 1
     assert result.fallback is True
     assert "HTTP 400" in result.fallback_reason
-    assert MODEL_ID in result.fallback_reason
+    assert sent_model_id(harness.provider) in result.fallback_reason
 
 
 def test_max_tokens_answer_repaired(harness):

@@ -13,7 +13,7 @@ from opsforge_core.llm.bedrock import BedrockProvider, client_config
 from opsforge_core.llm.ratelimit import RateLimiter
 
 from . import fake_anthropic, fake_bedrock
-from .conftest import GOOD_ANSWER, MODEL_ID
+from .conftest import GOOD_ANSWER, sent_model_id
 from .fakeserver import Stall
 from .helpers import make_alert, make_request
 
@@ -144,7 +144,7 @@ def test_anthropic_default_client_from_env(anthropic_rig, monkeypatch):
     assert anthropic_rig.attempts == 1
     assert result.fallback is True
     assert "overloaded_error" in result.fallback_reason
-    assert anthropic_rig.server.requests[0].json()["model"] == MODEL_ID
+    assert anthropic_rig.server.requests[0].json()["model"] == sent_model_id("anthropic")
 
 
 def test_bedrock_config_defaults_outlast_botocore():
