@@ -31,7 +31,7 @@ from typing import Any
 
 from opsforge_core import handlers
 from opsforge_core.config import Settings
-from opsforge_core.errors import IngestError, OpsForgeError, StoreError
+from opsforge_core.errors import ConfigError, IngestError, OpsForgeError, StoreError
 
 logger = logging.getLogger("opsforge.lambda")
 
@@ -243,7 +243,12 @@ def _dispatch(event: Any) -> dict[str, Any]:
 
 
 def _api_gateway(event: dict[str, Any]) -> dict[str, Any]:
-    http = (event.get("requestContext") or {}).get("http") or {}
+    context = event.get("requestContext") or {}
+    if not isinstance(context, dict):
+        raise BadEventError(400, "requestContext", "expected an object")
+    http = context.get("http") or {}
+    if not isinstance(http, dict):
+        raise BadEventError(400, "requestContext.http", "expected an object")
     method = str(event.get("httpMethod") or http.get("method") or "").upper()
     path = str(event.get("path") or event.get("rawPath") or http.get("path") or "")
     if not path.rstrip("/").endswith("/analyze"):
@@ -264,7 +269,10 @@ def _gateway_body(event: dict[str, Any], limit: int) -> dict[str, Any]:
     if not isinstance(body, str):
         raise BadEventError(400, "body", f"expected a string, got {type(body).__name__}")
     raw: bytes | str = body
-    if event.get("isBase64Encoded"):
+    encoded = event.get("isBase64Encoded", False)
+    if not isinstance(encoded, bool):
+        raise BadEventError(400, "isBase64Encoded", f"expected true or false, got {encoded!r}")
+    if encoded:
         try:
             raw = base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError) as exc:
@@ -362,6 +370,14 @@ def _handle(kind: str, payload: Any, *, retry_store_errors: bool) -> dict[str, A
             raise EventRetryError(f"store write failed: {exc}") from exc
         logger.error("store unavailable, returning 503: %s", exc)
         return error_response(503, f"store unavailable: {exc}", None, "retry later")
+    except ConfigError as exc:
+        # A bad setting is the function's fault, not the sender's: EventBridge and SNS must
+        # retry (and dead-letter) the event, and API Gateway callers get a 500.
+        if retry_store_errors:
+            logger.error("invalid configuration, raising so the event is retried: %s", exc)
+            raise EventRetryError(f"invalid configuration: {exc}") from exc
+        logger.error("invalid configuration, returning 500: %s", exc)
+        return error_response(500, f"invalid configuration: {exc}", None, "fix the setting")
     except OpsForgeError as exc:
         raise BadEventError(400, None, str(exc)) from exc
     body = result.to_dict()

@@ -331,3 +331,45 @@ def test_alert_count_over_limit_is_413(
     assert response["statusCode"] == 413
     assert body_of(response)["field"]
     assert open_store(Settings.from_env()).recent_alerts().items == []
+
+
+def test_eventbridge_config_error_is_retried(
+    lambda_env: ModuleType, events_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPSFORGE_AUTO_ANALYZE", "maybe")
+    lambda_env.set_runtime()
+    event = load_event(events_dir, "eventbridge_opsforge_alerts.json")
+
+    with pytest.raises(lambda_env.EventRetryError, match="OPSFORGE_AUTO_ANALYZE"):
+        lambda_env.lambda_handler(event, context())
+
+
+def test_apigw_config_error_is_500(
+    lambda_env: ModuleType, events_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OPSFORGE_AUTO_ANALYZE", "maybe")
+    lambda_env.set_runtime()
+
+    response = lambda_env.lambda_handler(load_event(events_dir, "apigw_v1_analyze.json"), context())
+
+    assert response["statusCode"] == 500
+    assert "OPSFORGE_AUTO_ANALYZE" in body_of(response)["error"]
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"requestContext": "prod"}, "requestContext"),
+        ({"requestContext": {"http": ["POST"]}}, "requestContext.http"),
+        ({"isBase64Encoded": "false"}, "isBase64Encoded"),
+    ],
+)
+def test_apigw_wrong_envelope_types_are_400(
+    lambda_env: ModuleType, events_dir: Path, change: dict[str, Any], field: str
+) -> None:
+    event = {**load_event(events_dir, "apigw_v1_analyze.json"), **change}
+
+    response = lambda_env.lambda_handler(event, context())
+
+    assert response["statusCode"] == 400
+    assert body_of(response)["field"] == field
