@@ -153,30 +153,36 @@ def anomaly_spans(
 ) -> dict[str, tuple[float, float]]:
     """Return (end of the anomaly, sampling step) for each anomalous series.
 
-    The anomaly lasts from its peak while the detector's robust z keeps its sign and stays at
-    or above half its peak value (and ``detect.RUN_Z``), so a spike ends when the value falls
-    back even if a slow drift keeps it a few deviations off. The end is infinity when it lasts
-    to the last point.
+    The anomaly lasts from its peak while the value stays at least half as far from the
+    detector's baseline as the peak was, the same way (full width at half maximum). A spike
+    ends when the value falls back; a level shift or a ramp lasts. The end is infinity when
+    it lasts to the last point.
     """
     prepared = ctx.cache.get("prepared", {})
-    chosen = {
-        key: prepared[key]
-        for key, verdict in verdicts.items()
-        if verdict.status == "anomalous" and key in prepared and verdict.peak_ts is not None
-    }
     spans: dict[str, tuple[float, float]] = {}
-    for key, (series, z) in _robust_z(chosen).items():
-        verdict = verdicts[key]
-        index = min(int(np.searchsorted(series.timestamps, verdict.peak_ts)), z.size - 1)
-        sign = np.sign(z[index])
-        floor = max(detect.RUN_Z, 0.5 * abs(z[index]))
-        while index + 1 < z.size and np.sign(z[index + 1]) == sign:
-            if abs(z[index + 1]) < floor:
-                break
-            index += 1
-        end = math.inf if index + 1 >= z.size else float(series.timestamps[index])
-        spans[key] = (end, float(series.step))
+    for key, verdict in verdicts.items():
+        series = prepared.get(key)
+        if verdict.status != "anomalous" or series is None or verdict.peak_ts is None:
+            continue
+        spans[key] = (_half_maximum_end(series, verdict), float(series.step))
     return spans
+
+
+def _half_maximum_end(series: detect.PreparedSeries, verdict: detect.SeriesAnomaly) -> float:
+    values = series.values
+    index = min(int(np.searchsorted(series.timestamps, verdict.peak_ts)), values.size - 1)
+    peak = verdict.value - verdict.baseline
+    half = 0.5 * abs(peak)
+    sign = 1.0 if peak >= 0 else -1.0
+    while index + 1 < values.size:
+        value = values[index + 1]
+        # A missing sample neither ends nor extends the anomaly.
+        if np.isfinite(value) and sign * (value - verdict.baseline) < half:
+            break
+        index += 1
+    if index + 1 >= values.size:
+        return math.inf
+    return float(series.timestamps[index])
 
 
 def symptom_metric(ctx: AnalysisContext, verdicts: dict[str, detect.SeriesAnomaly]) -> str | None:
@@ -235,23 +241,3 @@ def _confirms(verdict: detect.SeriesAnomaly) -> bool:
     high = verdict.extra.get("z_high", 0.0) >= SYMPTOM_Z and is_harmful(verdict.metric, 1)
     low = verdict.extra.get("z_low", 0.0) <= -SYMPTOM_Z and is_harmful(verdict.metric, -1)
     return high or low
-
-
-def _robust_z(
-    chosen: dict[str, detect.PreparedSeries],
-) -> dict[str, tuple[detect.PreparedSeries, np.ndarray]]:
-    """Return each series with the detector's z per point, scoring equal lengths as one matrix.
-
-    The detector scores columns independently, so a matrix gives the same z as one series at
-    a time, with one call per length in place of one per series.
-    """
-    groups: dict[int, list[str]] = {}
-    for key, series in chosen.items():
-        groups.setdefault(len(series), []).append(key)
-    result: dict[str, tuple[detect.PreparedSeries, np.ndarray]] = {}
-    for keys in groups.values():
-        matrix = np.column_stack([chosen[key].values for key in keys])
-        z = detect.score_details(matrix)["z"]
-        for column, key in enumerate(keys):
-            result[key] = (chosen[key], z[:, column])
-    return result
