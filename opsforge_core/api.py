@@ -184,6 +184,9 @@ def _request_id(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
+_JSON_MEDIA_TYPES = {"application/json", "text/json"}
+
+
 def _error_body(exc: ApiError, request: Request) -> dict[str, Any]:
     return {
         "error": exc.error,
@@ -193,8 +196,29 @@ def _error_body(exc: ApiError, request: Request) -> dict[str, Any]:
     }
 
 
+def _check_content_type(request: Request) -> None:
+    """Reject a declared media type that is not JSON; a missing one is read as JSON.
+
+    Alertmanager, EventBridge API destinations and curl all send ``application/json``; a form
+    or plain-text body is a client mistake worth naming rather than parsing.
+    """
+    declared = request.headers.get("content-type")
+    if declared is None:
+        return
+    media_type = declared.split(";", 1)[0].strip().lower()
+    if media_type in _JSON_MEDIA_TYPES or media_type.endswith("+json"):
+        return
+    raise ApiError(
+        415,
+        f"unsupported Content-Type {media_type or declared!r}",
+        "Content-Type",
+        "send the body as application/json",
+    )
+
+
 async def _read_json(request: Request, limit: int) -> Any:
     """Read the body, counting bytes against ``limit``, and decode it as JSON."""
+    _check_content_type(request)
     declared = request.headers.get("content-length")
     if declared is not None:
         if not declared.isdigit():

@@ -106,6 +106,24 @@ def test_invalid_json_is_400(api: ApiServer, body: bytes) -> None:
     assert "Traceback" not in response.text
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+def test_non_json_content_type_is_415(api: ApiServer, events_dir: Path, content_type: str) -> None:
+    body = (events_dir / "pagerduty_events_v2_trigger.json").read_bytes()
+    headers = {**AUTH, "Content-Type": content_type}
+    response = httpx.post(f"{api.url}/api/v1/events", content=body, headers=headers)
+
+    assert response.status_code == 415
+    assert response.json()["field"] == "Content-Type"
+
+
+def test_json_content_type_with_charset_accepted(api: ApiServer, events_dir: Path) -> None:
+    body = (events_dir / "pagerduty_events_v2_trigger.json").read_bytes()
+    headers = {**AUTH, "Content-Type": "application/json; charset=utf-8"}
+    response = httpx.post(f"{api.url}/api/v1/events", content=body, headers=headers)
+
+    assert response.status_code == 200
+
+
 def test_unknown_route_is_json_404(api: ApiServer) -> None:
     response = httpx.get(f"{api.url}/api/v1/nothing", headers=AUTH)
 
