@@ -125,7 +125,9 @@ def _times(
         raise IngestError(starts_path, "is missing; send the alert's start time")
     starts_at = parse_time(rec["startsAt"], starts_path, ctx.received_at)
     ends_at = None
-    if rec.get("endsAt") is not None:
+    # A firing alert's endsAt is Alertmanager's resolve timeout, often in the future; it is
+    # not an end time and is dropped, so only a resolved alert's endsAt is checked.
+    if status == "resolved" and rec.get("endsAt") is not None:
         ends_at = parse_time(
             rec["endsAt"], join(path, "endsAt"), ctx.received_at, zero_is_none=True
         )

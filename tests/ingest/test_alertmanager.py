@@ -30,6 +30,15 @@ def test_zero_ends_at_is_none_for_firing_alert(webhook):
     assert firing.duration_seconds is None
 
 
+def test_firing_future_ends_at_ignored(webhook):
+    # Alertmanager sets a firing alert's endsAt to its resolve timeout, possibly days ahead.
+    webhook["alerts"][0]["endsAt"] = "2027-03-01T00:00:00Z"
+    batch = parse(webhook)
+    assert batch.rejected == []
+    assert batch.alerts[0].status == "firing"
+    assert batch.alerts[0].ends_at is None
+
+
 def test_offset_start_converted_to_utc(webhook):
     firing = parse(webhook).alerts[0]
     assert firing.starts_at == FIRING_START
