@@ -36,7 +36,8 @@ _RULES: tuple[tuple[re.Pattern[str], str, float], ...] = tuple(
         (r"mem|heap|rss|oom|gc_", "memory_leak", 1.0),
         (r"disk|filesystem|volume|inode|storage", "disk_filling", 1.0),
         (r"conn(ection)?s?_(in_use|pool|active|wait)|pool", "db_connection_pool_exhaustion", 1.0),
-        (r"cache|hit_?ratio|evict|miss", "cache_failure", 1.0),
+        # A cache that loses its hit ratio also fills its memory; the ratio names the fault.
+        (r"cache|hit_?ratio|evict|miss", "cache_failure", 1.5),
         (r"queue|backlog|lag|consum|depth", "queue_backlog", 1.0),
         (r"deploy|rollout|version|release", "bad_deploy", 1.2),
         (r"network|packet|retransmit|rtt|dns|timeout", "network_latency", 1.0),
@@ -67,8 +68,9 @@ def infer_fault_kind(
                 if "hit" in anomaly.get("metric", ""):
                     continue
             votes[kind] += weight * float(anomaly.get("score", 0.0))
-    for alert in alerts:
-        for kind, weight in _kinds_of(alert.name):
+    # Each alert rule votes once, however many times it fired.
+    for name in sorted({alert.name for alert in alerts}):
+        for kind, weight in _kinds_of(name):
             votes[kind] += 0.8 * weight
     if version_changed(alerts):
         votes["bad_deploy"] += 2.0
