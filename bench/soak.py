@@ -49,6 +49,8 @@ class Sample:
     rss_mb: float
     page_ok: bool
     page_errors: int
+    # The Live page's "Window ends ..." caption; it changes only when the feed fragment reruns.
+    window_caption: str = ""
 
 
 @dataclass
@@ -64,6 +66,7 @@ class SoakResult:
     growth_mb: float | None = None
     slope_mb_per_hour: float | None = None
     page_failures: int = 0
+    refreshes_seen: int = 0
     passed: bool = False
     commit: str = ""
     machine: str = ""
@@ -73,6 +76,10 @@ class SoakResult:
         """Fill the growth figures from the samples taken after the warm-up."""
         settled = [s for s in self.samples if s.elapsed_s >= self.warmup_minutes * 60.0]
         self.page_failures = sum(1 for s in self.samples if not s.page_ok or s.page_errors)
+        captions = [s.window_caption for s in self.samples]
+        self.refreshes_seen = sum(
+            1 for before, after in zip(captions, captions[1:], strict=False) if after != before
+        )
         if len(settled) < 2:
             return
         self.baseline_mb = settled[0].rss_mb
@@ -80,7 +87,12 @@ class SoakResult:
         self.peak_mb = max(s.rss_mb for s in settled)
         self.growth_mb = round(self.final_mb - self.baseline_mb, 1)
         self.slope_mb_per_hour = round(_slope(settled) * 3600.0, 1)
-        self.passed = self.growth_mb < GROWTH_TARGET_MB and self.page_failures == 0
+        # Each sample interval spans several fragment reruns, so every caption should differ.
+        self.passed = (
+            self.growth_mb < GROWTH_TARGET_MB
+            and self.page_failures == 0
+            and self.refreshes_seen == len(self.samples) - 1
+        )
 
 
 def _slope(samples: list[Sample]) -> float:
@@ -159,14 +171,15 @@ def wait_healthy(
     raise RuntimeError(f"console at {url} was not healthy after {timeout:.0f} s")
 
 
-def _page_state(page: Any) -> tuple[bool, int]:
-    """Tell whether the Live page still shows its feed, and count error boxes on it."""
+def _page_state(page: Any) -> tuple[bool, int, str]:
+    """Return whether the Live page shows its feed, its error box count and window caption."""
     try:
         ok = page.get_by_text("Alerts in window").first.is_visible(timeout=5000)
         errors = page.locator('[data-testid="stException"]').count()
+        caption = page.get_by_text("Window ends").first.inner_text(timeout=5000)
     except Exception:  # noqa: BLE001 - a dead page is a failed sample, not a crashed soak
-        return False, 0
-    return ok, errors
+        return False, 0, ""
+    return ok, errors, caption
 
 
 def run_soak(args: argparse.Namespace) -> SoakResult:
@@ -212,12 +225,13 @@ def _sample_loop(
     started = time.monotonic()
     end = started + args.minutes * 60.0
     while True:
-        ok, errors = _page_state(page)
+        ok, errors, caption = _page_state(page)
         sample = Sample(
             elapsed_s=round(time.monotonic() - started, 1),
             rss_mb=round(tree_rss_mb(console.pid), 1),
             page_ok=ok,
             page_errors=errors,
+            window_caption=caption,
         )
         result.samples.append(sample)
         if not args.json:
@@ -257,7 +271,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"RSS after warm-up {result.baseline_mb} MB, final {result.final_mb} MB, "
             f"peak {result.peak_mb} MB, growth {result.growth_mb} MB "
-            f"({result.slope_mb_per_hour} MB/h), page failures {result.page_failures}; "
+            f"({result.slope_mb_per_hour} MB/h), page failures {result.page_failures}, "
+            f"refreshes seen {result.refreshes_seen} of {len(result.samples) - 1}; "
             f"target growth < {GROWTH_TARGET_MB:.0f} MB: {'met' if result.passed else 'MISSED'}"
         )
     return 0 if result.passed else 1
