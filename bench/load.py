@@ -13,6 +13,8 @@ Target: 500 requests per second for 60 s with p99 under 200 ms and no errors.
 
 The alerts are ``warning`` by default. High and critical alerts start an analysis each, which
 measures the orchestrator rather than ingestion (``--severity critical`` does that).
+``--profile FILE`` samples the server with py-spy during the timed run and writes a speedscope
+profile (open it at https://www.speedscope.app or with ``speedscope FILE``).
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -70,7 +75,7 @@ class LoadResult:
 
 def percentile(sorted_values: list[float], fraction: float) -> float:
     """Nearest-rank percentile of an ascending list."""
-    rank = max(1, round(fraction * len(sorted_values) + 0.5))
+    rank = max(1, math.ceil(fraction * len(sorted_values)))
     return sorted_values[min(rank, len(sorted_values)) - 1]
 
 
@@ -98,7 +103,7 @@ def http_request(port: int, body: bytes) -> bytes:
 
 
 class ConnectionPool:
-    """Keep-alive HTTP/1.1 connections, at most ``size`` open; one request per connection."""
+    """Keep-alive HTTP/1.1 connections, at most ``size`` open, each carrying one request at a time."""
 
     def __init__(self, port: int, size: int) -> None:
         self.port = port
@@ -217,6 +222,25 @@ def start_server(folder: Path, port: int) -> subprocess.Popen:
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
+def start_profiler(pid: int, output: str) -> subprocess.Popen:
+    """Sample the server with py-spy into a speedscope file until ``stop_profiler``."""
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(py_spy).exists():
+        raise RuntimeError("--profile needs py-spy; install it with `pip install py-spy`")
+    command = [py_spy, "record", "--pid", str(pid), "--rate", "100", "--nonblocking"]
+    command += ["--format", "speedscope", "--output", output]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def stop_profiler(profiler: subprocess.Popen) -> None:
+    # py-spy writes its output file when interrupted.
+    profiler.send_signal(signal.SIGINT)
+    try:
+        profiler.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        profiler.kill()
+
+
 def count_alerts(sqlite_path: Path, exclude_severity: str) -> int:
     store = open_store(Settings(store="sqlite", sqlite_path=str(sqlite_path)))
     try:
@@ -269,7 +293,10 @@ def run_load(args: argparse.Namespace) -> LoadResult:
             process = psutil.Process(server.pid)
             process.cpu_percent()
             asyncio.run(warm_up(port, result))
+            profiler = start_profiler(server.pid, args.profile) if args.profile else None
             latencies = asyncio.run(drive(port, result, args.drain))
+            if profiler is not None:
+                stop_profiler(profiler)
             result.server_cpu_percent = round(process.cpu_percent(), 1)
             result.server_rss_mb = round(process.memory_info().rss / 1024 / 1024, 1)
         finally:
@@ -291,7 +318,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--drain", type=float, default=15.0, help="seconds to wait for the last responses"
     )
-    parser.add_argument("--severity", default="warning", choices=["warning", "high", "critical"])
+    parser.add_argument(
+        "--severity",
+        default="warning",
+        choices=["warning", "high", "critical"],
+        help="severity of the posted alerts; high and critical start an analysis each",
+    )
+    parser.add_argument(
+        "--profile", help="write a py-spy speedscope profile of the server to this file"
+    )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
     if args.rate <= 0 or args.duration <= 0 or args.connections < 1:
