@@ -103,7 +103,7 @@ def http_request(port: int, body: bytes) -> bytes:
 
 
 class ConnectionPool:
-    """Keep-alive HTTP/1.1 connections, at most ``size`` open, each carrying one request at a time."""
+    """Keep-alive HTTP/1.1 connections, at most ``size`` open, one request at a time on each."""
 
     def __init__(self, port: int, size: int) -> None:
         self.port = port
