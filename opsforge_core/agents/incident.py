@@ -145,7 +145,12 @@ def incident_scope(
         f"the main alert group ({len(main.alerts)} alerts on {', '.join(main.services)}) "
         "and the services they call"
     )
-    return scope, note, main.start.timestamp()
+    # Flapping alerts were collapsed to their first episode, which can sit before the fault,
+    # so the incident starts at its first steady alert. When most of the group flaps (a crash
+    # loop and the callers it takes down), the flapping is the incident and starts it.
+    steady = [a.starts_at for a in main.alerts if a.fingerprint not in flapping]
+    start = min(steady) if 2 * len(steady) > len(main.alerts) else main.start
+    return scope, note, start.timestamp()
 
 
 def anomaly_spans(
