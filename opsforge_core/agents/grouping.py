@@ -7,7 +7,7 @@ are noise. ``signature_of`` keys the pattern library by an alert set's names and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -84,7 +84,7 @@ def group_alerts(
     a group with a related alert that started within ``window`` of it, and a group of blips
     is joined on the same terms. Related means the same
     service, a shared correlation label, or (with a graph) a dependency path of at most
-    ``max_hops`` either way; without a graph, time alone links. An alert related to several
+    ``max_hops`` either way. Without a graph, time alone links. An alert related to several
     active groups merges them.
     """
     ordered = sorted(alerts, key=lambda a: (a.starts_at, a.fingerprint))
@@ -110,7 +110,7 @@ def group_alerts(
             for g in still_open
             if g in recurring or related.to_group(alert, g, _nearness(alert, g, window))
         ]
-        merged = _OpenGroup([alert], {alert.service}, alert.ends_at)
+        merged = _OpenGroup.of(alert)
         for group in matches:
             merged.absorb(group)
         active = [g for g in still_open if g not in matches] + [merged]
@@ -123,17 +123,32 @@ def group_alerts(
 
 @dataclass(eq=False)
 class _OpenGroup:
+    """A group being built. The sets summarize ``alerts`` and grow with it, so checking an
+    alert against a group does not walk the group's alerts (a storm has thousands)."""
+
     alerts: list[Alert]
     services: set[str]
     until: datetime | None  # last end time; None while an alert still fires
+    fingerprints: set[str] = field(default_factory=set)
+    label_values: dict[str, set[str]] = field(default_factory=dict)  # correlation labels
+    all_blips: bool = True
 
-    @property
-    def fingerprints(self) -> set[str]:
-        return {a.fingerprint for a in self.alerts}
+    @classmethod
+    def of(cls, alert: Alert) -> _OpenGroup:
+        values = {
+            label: {alert.labels[label]} for label in CORRELATION_LABELS if label in alert.labels
+        }
+        return cls(
+            [alert], {alert.service}, alert.ends_at, {alert.fingerprint}, values, _is_blip(alert)
+        )
 
     def absorb(self, other: _OpenGroup) -> None:
         self.alerts.extend(other.alerts)
         self.services |= other.services
+        self.fingerprints |= other.fingerprints
+        for label, values in other.label_values.items():
+            self.label_values.setdefault(label, set()).update(values)
+        self.all_blips = self.all_blips and other.all_blips
         if self.until is None or other.until is None:
             self.until = None
         else:
@@ -155,9 +170,16 @@ class _RelatedServices:
         count, so a blip joins the burst it belongs to, not a long incident it happens
         to overlap.
         """
-        members = group.alerts
-        if near is not None:
-            members = [m for m in members if abs(m.starts_at - alert.starts_at) <= near]
+        if near is None:
+            services = group.services
+            if alert.service in services or self.graph is None:
+                return True
+            for label in CORRELATION_LABELS:
+                value = alert.labels.get(label)
+                if value and value in group.label_values.get(label, ()):
+                    return True
+            return any(self.connected(alert.service, service) for service in services)
+        members = [m for m in group.alerts if abs(m.starts_at - alert.starts_at) <= near]
         services = {m.service for m in members}
         if alert.service in services or (self.graph is None and members):
             return True
@@ -204,13 +226,11 @@ def split_noise(
     return kept, noise
 
 
-def _is_noise(
-    group: AlertGroup, flapping: set[str] | frozenset[str], transient: timedelta
-) -> bool:
+def _is_noise(group: AlertGroup, flapping: set[str] | frozenset[str], transient: timedelta) -> bool:
     if len(group.services) == 1 and _quiet(group, flapping, transient):
         return True
     # Blips on several services at once that each cleared by themselves, none of them
-    # recurring, are a passing disturbance; a crash loop's blips recur and stay a group.
+    # recurring, are a passing disturbance. A crash loop's blips recur, so they stay a group.
     blips = all(_is_blip(a, transient) for a in group.alerts)
     return blips and not any(a.fingerprint in flapping for a in group.alerts)
 
@@ -218,7 +238,7 @@ def _is_noise(
 def _nearness(alert: Alert, group: _OpenGroup, window: timedelta) -> timedelta | None:
     """Return how close in start time a link must be: ``window`` when either side is only
     blips, else None (any time while the group is active)."""
-    if _is_blip(alert) or all(_is_blip(member) for member in group.alerts):
+    if _is_blip(alert) or group.all_blips:
         return window
     return None
 

@@ -1,5 +1,5 @@
-"""What the root-cause ranking looks at: the symptom, the incident's alert group, and how
-long each anomaly lasted.
+"""Scope of the root-cause ranking: the symptom, the incident's alert group, and the length
+of each anomaly.
 
 With a symptom, the candidates are its service and the sick services it reaches through sick
 dependencies. Without one, alerts are grouped as AlertOps groups them and the main group's
