@@ -25,5 +25,6 @@ def test_live_page_short_soak() -> None:
 
     assert len(result.samples) >= 7
     assert result.page_failures == 0, result.samples
+    assert result.refreshes_seen == len(result.samples) - 1, result.samples
     assert result.growth_mb is not None
     assert result.growth_mb < GROWTH_TARGET_MB, result.samples
