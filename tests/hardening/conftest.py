@@ -16,7 +16,7 @@ from opsforge_core.store import open_store
 from opsforge_core.store.base import Store
 from tests.api.server import TOKEN, api_settings
 from tests.lambda_handler.conftest import handler_module, lambda_env  # noqa: F401
-from tests.store.conftest import aws_env  # noqa: F401
+from tests.store.conftest import aws_env, dynalite, dynalite_client, dynamodb_store  # noqa: F401
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -65,3 +65,19 @@ def recorded_events(events_dir: Path) -> dict[str, Any]:
         path.name: json.loads(path.read_text(encoding="utf-8"))
         for path in sorted(events_dir.glob("*.json"))
     }
+
+
+@pytest.fixture
+def dynamodb_client(dynalite, dynalite_client) -> Iterator[tuple[TestClient, Store]]:  # noqa: F811
+    """The API in-process on fresh DynamoDB tables of the session's dynalite server."""
+    created = dynamodb_store(dynalite_client, dynalite.endpoint)
+    created.init()
+    settings = Settings(
+        store="dynamodb",
+        dynamodb_endpoint=dynalite.endpoint,
+        table_prefix=created.names["feed"].removesuffix("event-feed"),
+        api_token=TOKEN,
+    )
+    app = create_app(settings, store=created, analyze=False)
+    with TestClient(app, raise_server_exceptions=False) as test_client:
+        yield test_client, created

@@ -15,6 +15,7 @@ from opsforge_core.ingest.fields import ALERT_STATUSES
 from opsforge_core.ingest.timestamps import EARLIEST, MAX_AHEAD
 from opsforge_core.models import SEVERITIES, IngestBatch
 from opsforge_core.store.base import Store
+from opsforge_core.store.dynamodb import DynamoDBStore
 
 HOSTILE_SETTINGS = settings(
     max_examples=100,
@@ -151,7 +152,21 @@ def check_batch(batch: IngestBatch, received_at: datetime, limits: IngestLimits)
 
 def table_counts(store: Store) -> dict[str, int]:
     """Count the items of every table, expired feed items included."""
+    if isinstance(store, DynamoDBStore):
+        # DynamoDB's ItemCount is refreshed about every six hours, so count with a scan.
+        return {name: _scan_count(store.tables.client, name) for name in store.names.values()}
     return {info.name: info.item_count for info in store.describe_tables()}
+
+
+def _scan_count(client: Any, table: str) -> int:
+    total = 0
+    request: dict[str, Any] = {"TableName": table, "Select": "COUNT", "ConsistentRead": True}
+    while True:
+        page = client.scan(**request)
+        total += page["Count"]
+        if "LastEvaluatedKey" not in page:
+            return total
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def now() -> datetime:
