@@ -26,8 +26,10 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from opsforge_core import analysis_claims
 from opsforge_core.config import Settings
 from opsforge_core.errors import (
     ConfigError,
@@ -212,6 +214,7 @@ def handle_incident(
             "alerts",
             "nothing to analyze; send at least one alert in 'alerts' or one series in 'metrics'",
         )
+    _check_agents(agents, orchestrator)
     if batch.alerts:
         _classify(store.upsert_alerts(batch.alerts), result)
     result.accepted.extend(s.key for s in batch.series)
@@ -239,6 +242,21 @@ def handle_incident(
         len(batch.series),
     )
     return result
+
+
+def _check_agents(agents: Any, orchestrator: Orchestrator) -> None:
+    """Reject an invalid agent list before anything is stored."""
+    if agents is None:
+        return
+    if not isinstance(agents, (list, tuple)) or not all(isinstance(a, str) for a in agents):
+        raise IngestError("agents", "expected a list of agent names")
+    unknown = sorted(set(agents) - set(orchestrator.agent_names))
+    if unknown:
+        raise IngestError(
+            "agents",
+            f"unknown agent(s): {', '.join(unknown)}; "
+            f"choose from: {', '.join(orchestrator.agent_names)}",
+        )
 
 
 # -- parsing -----------------------------------------------------------------------------------
@@ -326,15 +344,16 @@ def _start_analysis(
 ) -> None:
     """Analyze the delivery's firing alerts once, if a new serious alert is not yet in one.
 
-    A repeated delivery reports every alert as unchanged, so it never starts a second run.
+    A repeated delivery reports every alert as unchanged, so it starts no second run, unless
+    the first run failed before its incident was stored (see ``analysis_claims``).
     """
-    triggers = [
-        u.alert
-        for u in upserts
-        if u.change == "new"
-        and u.alert.status == "firing"
-        and u.alert.severity in ANALYZE_SEVERITIES
+    serious = [
+        u for u in upserts if u.alert.status == "firing" and u.alert.severity in ANALYZE_SEVERITIES
     ]
+    triggers = [u.alert for u in serious if u.change == "new"]
+    repeated = [u.alert for u in serious if u.change == "unchanged"]
+    stale_after = timedelta(seconds=orchestrator.settings.llm_deadline_seconds + 120)
+    triggers += analysis_claims.unfinished(store, repeated, stale_after) if repeated else []
     if not triggers:
         return
     held = _held_by_open_incidents(store, [a.fingerprint for a in triggers])
@@ -343,9 +362,14 @@ def _start_analysis(
         return
     firing = _unique([u.alert for u in upserts if u.alert.status == "firing"])
     alerts = [a for a in firing if a.fingerprint not in held]
-    # NOTE: an analysis that raises after the alerts were stored is not retried by a repeat
-    # delivery, because the repeat reports the alerts as unchanged.
-    report = orchestrator.handle_incident(alerts, series or None)
+    analysis_claims.mark(store, triggers, analysis_claims.PENDING)
+    try:
+        report = orchestrator.handle_incident(alerts, series or None, require_stored=True)
+    except Exception as exc:
+        logger.error("analysis of %d alerts failed: %s", len(alerts), exc)
+        analysis_claims.mark_failed(store, triggers, f"{type(exc).__name__}: {exc}")
+        raise
+    analysis_claims.release(store, triggers)
     result.incidents_opened.append(report.incident_id)
     result.notes.extend(report.notes)
     logger.info(

@@ -134,11 +134,14 @@ class Orchestrator:
         progress: ProgressCallback | None = None,
         on_text: TextCallback | None = None,
         persist: bool = True,
+        require_stored: bool = False,
     ) -> IncidentReport:
         """Analyze one incident and return its report (stored unless ``persist`` is False).
 
-        ``agents`` names the agents to run and overrides the selector's choice.
-        Raises ``OpsForgeError`` only for an unknown agent name.
+        ``agents`` names the agents to run and overrides the selector's choice. A failed
+        incident write is a note on the report, unless ``require_stored`` is set: then it
+        raises ``StoreError``, for callers that must let their sender retry.
+        Otherwise raises ``OpsForgeError`` only for an unknown agent name.
         """
         report_progress = progress or _no_progress
         if not alerts and not metrics:
@@ -166,7 +169,7 @@ class Orchestrator:
         report.pattern_id = pattern_id_for(signature)
         if persist:
             report_progress("persist", f"incident {report.incident_id}", 0.92)
-            self._persist(report, ctx, signature, results)
+            self._persist(report, ctx, signature, results, require_stored)
         report_progress("done", report.synthesis.root_cause or "no root cause", 1.0)
         return report
 
@@ -269,8 +272,9 @@ class Orchestrator:
         ctx: AnalysisContext,
         signature: str,
         results: list[AgentResult],
+        require_stored: bool = False,
     ) -> None:
-        store = self._store_or_none()
+        store = self.store if require_stored else self._store_or_none()
         if store is None:
             report.notes.append("not stored: no store is configured")
             return
@@ -278,6 +282,8 @@ class Orchestrator:
             store.put_incident(report)
         except StoreError as exc:
             logger.error("storing incident %s failed: %s", report.incident_id, exc)
+            if require_stored:
+                raise
             report.notes.append(f"not stored: {exc}")
             return
         try:

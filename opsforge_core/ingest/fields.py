@@ -267,6 +267,37 @@ def check_nesting(value: Any, path: str, limits: IngestLimits) -> None:
                 stack.append((child, depth + 1))
 
 
+def valid_unicode(value: Any) -> Any:
+    """Return ``value`` with unpaired surrogates in its strings replaced by U+FFFD.
+
+    JSON may escape a lone surrogate (``"\\ud800"``); Python decodes it into a string that no
+    store can encode as UTF-8. The checked fields reject such strings; the kept original
+    record is repaired instead, so the alert is not lost over a field OpsForge does not read.
+    A value without such strings is returned as it is, not copied.
+    """
+    if not _has_surrogate(value):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, dict):
+        return {valid_unicode(k): valid_unicode(v) for k, v in value.items()}
+    return [valid_unicode(item) for item in value]
+
+
+def _has_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_surrogate(item) for item in value)
+    return False
+
+
 def finish_alert(alert: Alert, end_path: str) -> Alert:
     """Check the invariants every parser's alert must meet, and return it.
 

@@ -199,11 +199,6 @@ def test_lambda_retry_metric_write_no_duplicate(
     assert counts["opsforge-event-feed"] == len(event["detail"]["metrics"])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the orchestrator turns a failed incident write into a report note, so the "
-    "handler answers 200, EventBridge never retries and the incident is lost",
-)
 def test_lambda_incident_write_failure_not_lost(
     lambda_env: ModuleType, recorded_events: dict[str, Any]
 ) -> None:

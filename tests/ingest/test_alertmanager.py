@@ -166,3 +166,12 @@ def test_unsupported_version_raises(webhook):
         parse(payload)
     assert caught.value.field == "version"
     assert "version 4" in caught.value.problem
+
+
+def test_lone_surrogate_in_unread_field_repaired(webhook):
+    webhook["alerts"][0]["generatorURL"] = "http://prometheus/graph?g0=\ud800"
+    batch = parse(webhook)
+    assert batch.rejected == []
+    kept = batch.alerts[0].raw["generatorURL"]
+    assert kept == "http://prometheus/graph?g0=\ufffd"
+    kept.encode("utf-8")
