@@ -213,6 +213,8 @@ def _history_values(
 ) -> np.ndarray:
     keep = np.ones(len(history), dtype=bool)
     if exclude is not None:
+        # NOTE: rows from after the excluded range count as history too, so a window cut
+        # early in the normal data is scored against rows recorded after it.
         keep &= (history.timestamps < exclude[0]) | (history.timestamps > exclude[1])
     return history.values[keep][-length:]
 
