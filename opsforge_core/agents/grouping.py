@@ -123,36 +123,58 @@ def group_alerts(
 
 @dataclass(eq=False)
 class _OpenGroup:
-    """A group being built. The sets summarize ``alerts`` and grow with it, so checking an
-    alert against a group does not walk the group's alerts (a storm has thousands)."""
+    """A group being built, with its alerts summarized so that checking a new alert against it
+    does not walk its alerts (a storm has thousands).
+
+    Alerts arrive in start order, so every member started at or before the alert being
+    checked, and the latest start per service (and per correlation label value) tells which
+    members started within a given time of it.
+    """
 
     alerts: list[Alert]
-    services: set[str]
     until: datetime | None  # last end time; None while an alert still fires
+    latest: dict[str, datetime] = field(default_factory=dict)  # service -> latest start
+    label_latest: dict[str, dict[str, datetime]] = field(default_factory=dict)
     fingerprints: set[str] = field(default_factory=set)
-    label_values: dict[str, set[str]] = field(default_factory=dict)  # correlation labels
     all_blips: bool = True
 
     @classmethod
     def of(cls, alert: Alert) -> _OpenGroup:
-        values = {
-            label: {alert.labels[label]} for label in CORRELATION_LABELS if label in alert.labels
+        labels = {
+            label: {alert.labels[label]: alert.starts_at}
+            for label in CORRELATION_LABELS
+            if label in alert.labels
         }
         return cls(
-            [alert], {alert.service}, alert.ends_at, {alert.fingerprint}, values, _is_blip(alert)
+            alerts=[alert],
+            until=alert.ends_at,
+            latest={alert.service: alert.starts_at},
+            label_latest=labels,
+            fingerprints={alert.fingerprint},
+            all_blips=_is_blip(alert),
         )
+
+    @property
+    def services(self) -> set[str]:
+        return set(self.latest)
 
     def absorb(self, other: _OpenGroup) -> None:
         self.alerts.extend(other.alerts)
-        self.services |= other.services
+        _merge_latest(self.latest, other.latest)
+        for label, values in other.label_latest.items():
+            _merge_latest(self.label_latest.setdefault(label, {}), values)
         self.fingerprints |= other.fingerprints
-        for label, values in other.label_values.items():
-            self.label_values.setdefault(label, set()).update(values)
         self.all_blips = self.all_blips and other.all_blips
         if self.until is None or other.until is None:
             self.until = None
         else:
             self.until = max(self.until, other.until)
+
+
+def _merge_latest(into: dict[str, datetime], other: dict[str, datetime]) -> None:
+    for key, start in other.items():
+        if key not in into or into[key] < start:
+            into[key] = start
 
 
 class _RelatedServices:
@@ -168,24 +190,16 @@ class _RelatedServices:
 
         With ``near``, only the group's alerts that started within ``near`` of ``alert``
         count, so a blip joins the burst it belongs to, not a long incident it happens
-        to overlap.
+        to overlap. Members never start after ``alert`` (see ``_OpenGroup``).
         """
-        if near is None:
-            services = group.services
-            if alert.service in services or self.graph is None:
-                return True
-            for label in CORRELATION_LABELS:
-                value = alert.labels.get(label)
-                if value and value in group.label_values.get(label, ()):
-                    return True
-            return any(self.connected(alert.service, service) for service in services)
-        members = [m for m in group.alerts if abs(m.starts_at - alert.starts_at) <= near]
-        services = {m.service for m in members}
-        if alert.service in services or (self.graph is None and members):
+        since = None if near is None else alert.starts_at - near
+        services = {s for s, start in group.latest.items() if since is None or start >= since}
+        if alert.service in services or (self.graph is None and services):
             return True
         for label in CORRELATION_LABELS:
             value = alert.labels.get(label)
-            if value and any(value == other.labels.get(label) for other in members):
+            start = group.label_latest.get(label, {}).get(value) if value else None
+            if start is not None and (since is None or start >= since):
                 return True
         return any(self.connected(alert.service, service) for service in services)
 
