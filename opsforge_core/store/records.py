@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from opsforge_core.models import Alert, IncidentReport, IncidentSummary, MetricSeries
-from opsforge_core.store.codec import dumps, normalize, parse_sort_time, sort_time
+from opsforge_core.store.codec import ABSENT, dumps, normalize, parse_sort_time, sort_time
 
 # A metric batch in the feed contains at most this many points (about 40 bytes each), so an
 # item stays far below DynamoDB's 400 KB limit. It spans at most this long, so a window query
@@ -102,6 +102,23 @@ def alert_digest(alert: Alert) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+def alert_record(alert: Alert) -> tuple[str, dict[str, Any]]:
+    """Return ``alert_digest(alert)`` and the alert's normalized document, raw payload included.
+
+    Both come from one ``to_dict`` and one pass of ``normalize`` over the parsed fields, which
+    is most of the cost of storing an alert. ``normalize`` alone does what ``json_safe`` then
+    ``normalize`` do to the raw payload: NaN and infinities are dropped from maps and None in
+    lists either way.
+    """
+    document = normalize(alert.to_dict(include_raw=False))
+    digest = hashlib.sha256(dumps(document).encode()).hexdigest()
+    raw = normalize(alert.raw, "$.raw")
+    if raw is not None and raw is not ABSENT:
+        # "raw" comes last, where Alert.to_dict puts it, so the JSON is the same text.
+        document = {**document, "raw": raw}
+    return digest, document
+
+
 @dataclass(slots=True)
 class UpsertDecision:
     change: str  # new, unchanged, resolved or updated
@@ -109,16 +126,22 @@ class UpsertDecision:
 
 
 def decide_upsert(
-    stored: Alert | None, stored_digest: str | None, incoming: Alert
+    stored: Alert | None,
+    stored_digest: str | None,
+    incoming: Alert,
+    incoming_digest: str | None = None,
 ) -> UpsertDecision:
     """Decide what one alert delivery changes, given the stored copy.
 
     A firing delivery of an alert that is already resolved under the same start time is a late
     repeat, so it leaves the resolved record alone. A new firing starts at another time.
+    ``incoming_digest`` is ``alert_digest(incoming)`` when the caller has computed it already.
     """
     if stored is None:
         return UpsertDecision("new", True)
-    if stored_digest == alert_digest(incoming):
+    if incoming_digest is None:
+        incoming_digest = alert_digest(incoming)
+    if stored_digest == incoming_digest:
         return UpsertDecision("unchanged", False)
     if stored.status == "resolved" and incoming.status == "firing":
         return UpsertDecision("unchanged", False)

@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 # Expired feed rows are deleted at most this often, by whichever write comes first.
 _PURGE_INTERVAL_SECONDS = 60.0
+_KEYS_PER_READ = 500
 
 
 class SQLiteFeedMixin:
@@ -49,30 +50,49 @@ class SQLiteFeedMixin:
         for alert in alerts:
             check_key(table, "fingerprint", alert.fingerprint, 900)
         expiry = records.expires_at(utcnow(), self.feed_ttl_hours)
-        results = []
+        keys = [records.alert_sort_key(alert) for alert in alerts]
+        results: list[AlertUpsert] = []
+        rows: dict[str, tuple[str, str, int, str, str]] = {}
         with self.db.writing(f"{table} {len(alerts)} alerts") as conn:
             self._purge_expired(conn)
-            for alert in alerts:
-                results.append(self._upsert_alert(conn, alert, expiry))
+            # One read for the whole delivery; ``stored`` then follows this delivery's own
+            # writes, so a repeat inside it sees the copy written before it.
+            stored = self._stored_alerts(conn, keys)
+            for ts, alert in zip(keys, alerts, strict=True):
+                digest, document = records.alert_record(alert)
+                row = stored.get(ts)
+                previous = Alert.from_dict(json.loads(row[1])) if row else None
+                decision = records.decide_upsert(previous, row[0] if row else None, alert, digest)
+                if not decision.write:
+                    results.append(AlertUpsert(previous or alert, decision.change))
+                    continue
+                text = dumps(document)
+                stored[ts] = (digest, text)
+                rows[ts] = (ALERT_FEED, ts, expiry, digest, text)
+                results.append(AlertUpsert(alert, decision.change))
+            conn.executemany(
+                f"INSERT OR REPLACE INTO {self._t('feed')} (feed_id, ts, expires_at, digest, doc) "
+                "VALUES (?, ?, ?, ?, ?)",
+                list(rows.values()),
+            )
         return results
 
-    def _upsert_alert(self, conn: Any, alert: Alert, expiry: int) -> AlertUpsert:
-        ts = records.alert_sort_key(alert)
-        row = conn.execute(
-            f"SELECT digest, doc FROM {self._t('feed')} WHERE feed_id = ? AND ts = ? "
-            "AND expires_at > ?",
-            (ALERT_FEED, ts, int(time.time())),
-        ).fetchone()
-        stored = Alert.from_dict(json.loads(row[1])) if row else None
-        decision = records.decide_upsert(stored, row[0] if row else None, alert)
-        if not decision.write:
-            return AlertUpsert(stored or alert, decision.change)
-        conn.execute(
-            f"INSERT OR REPLACE INTO {self._t('feed')} (feed_id, ts, expires_at, digest, doc) "
-            "VALUES (?, ?, ?, ?, ?)",
-            (ALERT_FEED, ts, expiry, records.alert_digest(alert), _alert_json(alert)),
-        )
-        return AlertUpsert(alert, decision.change)
+    def _stored_alerts(self, conn: Any, keys: list[str]) -> dict[str, tuple[str, str]]:
+        """Return (digest, document) of the unexpired stored alerts among ``keys``."""
+        found: dict[str, tuple[str, str]] = {}
+        unique = list(dict.fromkeys(keys))
+        now = int(time.time())
+        # SQLite builds before 3.32 allow at most 999 bound parameters in one statement.
+        for start in range(0, len(unique), _KEYS_PER_READ):
+            chunk = unique[start : start + _KEYS_PER_READ]
+            marks = ", ".join("?" * len(chunk))
+            cursor = conn.execute(
+                f"SELECT ts, digest, doc FROM {self._t('feed')} WHERE feed_id = ? "
+                f"AND expires_at > ? AND ts IN ({marks})",
+                (ALERT_FEED, now, *chunk),
+            )
+            found.update((ts, (digest, doc)) for ts, digest, doc in cursor)
+        return found
 
     def recent_alerts(
         self,
@@ -149,7 +169,3 @@ class SQLiteFeedMixin:
         ).rowcount
         if deleted:
             logger.debug("deleted %d expired feed items", deleted)
-
-
-def _alert_json(alert: Alert) -> str:
-    return dumps(normalize(alert.to_dict()))
