@@ -87,6 +87,18 @@ def _load_input(path: Path) -> dict[str, Any]:
         if not (path / "metrics.csv").is_file():
             raise IngestError(str(path), "folder has no metrics.csv; give a PetShop issue folder")
         series, graph, symptom, truth = petshop.load_issue(path)
+        # An issue holds only a few rows around the symptom; the detector needs a baseline,
+        # so the scenario's normal-operation rows are prepended as history, as the benchmark
+        # does.
+        normal, source = petshop.normal_for(path.parent.parent)
+        if normal is None:
+            print(
+                "note: no normal-operation data found; analyzing the issue rows alone",
+                file=sys.stderr,
+            )
+        else:
+            series = petshop.with_history(series, normal, symptom["ts"])
+            print(f"note: history from {source}/noissue prepended to each series", file=sys.stderr)
         return {
             "alerts": [],
             "series": series,
