@@ -95,6 +95,13 @@ class AnthropicProvider(LLMProvider):
             raise LLMError(f"{self._where()}: connection failed: {exc}", retryable=True) from exc
         except anthropic.AnthropicError as exc:
             raise LLMError(f"{self._where()}: {exc}") from exc
+        except LLMError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a malformed body or event stream
+            raise LLMError(
+                f"{self._where()}: malformed response: {type(exc).__name__}: {exc}",
+                retryable=True,
+            ) from exc
         return self._completion(message)
 
     def _stream(self, params: dict[str, Any], on_text: TextCallback) -> Any:

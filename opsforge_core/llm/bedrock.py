@@ -154,6 +154,13 @@ class BedrockProvider(LLMProvider):
             raise LLMError(f"{self._where()}: connection failed: {exc}", retryable=True) from exc
         except BotoCoreError as exc:
             raise LLMError(f"{self._where()}: {exc}", retryable=False) from exc
+        except LLMError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a malformed body or event stream
+            raise LLMError(
+                f"{self._where()}: malformed response: {type(exc).__name__}: {exc}",
+                retryable=True,
+            ) from exc
 
     def _invoke(self, body: str) -> Completion:
         response = self.client.invoke_model(

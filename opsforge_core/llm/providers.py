@@ -16,6 +16,7 @@ from opsforge_core.config import LLM_PROVIDERS, Settings
 from opsforge_core.errors import ConfigError, LLMError
 from opsforge_core.llm.base import LLMProvider
 from opsforge_core.llm.bedrock import aws_credentials_found
+from opsforge_core.redact import redact
 
 logger = logging.getLogger(__name__)
 
@@ -25,7 +26,7 @@ _errors_lock = threading.Lock()
 
 def record_error(provider: str, message: str) -> None:
     with _errors_lock:
-        _last_errors[provider] = message
+        _last_errors[provider] = redact(message)
 
 
 def clear_error(provider: str) -> None:

@@ -27,6 +27,7 @@ from opsforge_core.llm.providers import clear_error, make_provider, record_error
 from opsforge_core.llm.ratelimit import RateLimiter, shared_limiter
 from opsforge_core.llm.retry import AttemptLog, Deadline, RetryPolicy, call_with_retry
 from opsforge_core.models import Synthesis
+from opsforge_core.redact import redact
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +62,9 @@ def synthesize(
         if llm is not None:
             llm.check()
     except (ConfigError, LLMError) as exc:
-        logger.warning("synthesis of %s uses the offline rules: %s", request.incident_id, exc)
+        logger.warning(
+            "synthesis of %s uses the offline rules: %s", request.incident_id, redact(str(exc))
+        )
         return fallback(baseline, f"LLM provider unavailable: {exc}")
     if llm is None:
         return baseline
@@ -73,9 +76,12 @@ def synthesize(
 
 
 def fallback(baseline: Synthesis, reason: str) -> Synthesis:
-    """Return a copy of the offline synthesis marked as a fallback for ``reason``."""
+    """Return a copy of the offline synthesis marked as a fallback for ``reason``.
+
+    The reason is shown and stored, so any secret a provider echoed in its error is masked.
+    """
     return dataclasses.replace(
-        baseline, fallback=True, fallback_reason=reason, flags=list(baseline.flags)
+        baseline, fallback=True, fallback_reason=redact(reason), flags=list(baseline.flags)
     )
 
 
@@ -189,7 +195,9 @@ class _Run:
 
     def _fallback(self, reason: str) -> Synthesis:
         logger.warning(
-            "synthesis of %s fell back to the offline rules: %s", self.request.incident_id, reason
+            "synthesis of %s fell back to the offline rules: %s",
+            self.request.incident_id,
+            redact(reason),
         )
         return self._with_usage(fallback(self.baseline, reason))
 
