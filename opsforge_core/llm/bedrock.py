@@ -119,7 +119,7 @@ class BedrockProvider(LLMProvider):
     @property
     def client(self) -> Any:
         if self._client is None:
-            self._client = boto3.client(
+            self._client = boto3.session.Session().client(
                 "bedrock-runtime", region_name=self.region, config=client_config(self._settings)
             )
         return self._client
