@@ -155,6 +155,10 @@ def _analyze(args: argparse.Namespace, settings: Settings) -> int:
         persist=not args.no_store,
     )
     _print_report(report, loaded["truth"], args.json)
+    unsaved = [note for note in report.notes if note.startswith("not stored")]
+    if unsaved and not args.no_store:
+        print(f"error: the incident was analyzed but {unsaved[0]}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -185,7 +189,9 @@ def _store(action: str, settings: Settings) -> int:
     for table in open_store(settings).describe_tables():
         keys = ", ".join(f"{k['AttributeName']} ({k['KeyType']})" for k in table.key_schema)
         indexes = f"; indexes: {', '.join(table.indexes)}" if table.indexes else ""
-        print(f"{table.name}: {table.item_count} items; key: {keys}{indexes}")
+        # DynamoDB refreshes ItemCount about every six hours, so a new table may show 0.
+        count = f"about {table.item_count}" if settings.store == "dynamodb" else table.item_count
+        print(f"{table.name}: {count} items; key: {keys}{indexes}")
     return 0
 
 
