@@ -98,6 +98,9 @@ def _apply_fallbacks(
     """Replace each invalid field with the rule-based value, flagging what changed."""
     _flag_dropped_evidence(checked, data)
     for name in SCHEMA_FIELDS:
+        if name == "evidence" and data.get("evidence") == []:
+            # An answer may rightly cite nothing; only a missing or malformed list falls back.
+            continue
         if getattr(checked, name) in ("", None, []):
             shown = _shown(data.get(name, "<missing>"))
             checked.flags.append(

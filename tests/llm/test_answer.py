@@ -92,3 +92,10 @@ def test_answer_without_summary_or_cause_rejected():
 def test_boolean_confidence_rejected():
     checked = _check(json.dumps(dict(GOOD_ANSWER, confidence=True)))
     assert checked.confidence == 0.9
+
+
+
+def test_empty_evidence_list_not_flagged():
+    checked = _check(json.dumps(dict(GOOD_ANSWER, evidence=[])))
+    assert checked.evidence == []
+    assert not [f for f in checked.flags if f.startswith("field_fallback")]
