@@ -7,6 +7,7 @@ are noise. ``signature_of`` keys the pattern library by an alert set's names and
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -178,12 +179,12 @@ def _merge_latest(into: dict[str, datetime], other: dict[str, datetime]) -> None
 
 
 class _RelatedServices:
-    """Decides whether two alerts' services are related; caches graph distances."""
+    """Decides whether two alerts' services are related; caches each service's neighbours."""
 
     def __init__(self, graph: ServiceGraph | None, max_hops: int) -> None:
         self.graph = graph
         self.max_hops = max_hops
-        self._cache: dict[tuple[str, str], bool] = {}
+        self._related: dict[str, frozenset[str]] = {}
 
     def to_group(self, alert: Alert, group: _OpenGroup, near: timedelta | None = None) -> bool:
         """Return True when ``alert`` relates to the group.
@@ -193,7 +194,10 @@ class _RelatedServices:
         to overlap. Members never start after ``alert`` (see ``_OpenGroup``).
         """
         since = None if near is None else alert.starts_at - near
-        services = {s for s, start in group.latest.items() if since is None or start >= since}
+        if since is None:
+            services: Iterable[str] = group.latest
+        else:
+            services = {s for s, start in group.latest.items() if start >= since}
         if alert.service in services or (self.graph is None and services):
             return True
         for label in CORRELATION_LABELS:
@@ -201,14 +205,32 @@ class _RelatedServices:
             start = group.label_latest.get(label, {}).get(value) if value else None
             if start is not None and (since is None or start >= since):
                 return True
-        return any(self.connected(alert.service, service) for service in services)
+        return self.graph is not None and not self.related(alert.service).isdisjoint(services)
 
     def connected(self, a: str, b: str) -> bool:
-        key = (a, b) if a < b else (b, a)
-        if key not in self._cache:
-            hops = [self.graph.distance(a, b), self.graph.distance(b, a)]
-            self._cache[key] = any(h is not None and h <= self.max_hops for h in hops)
-        return self._cache[key]
+        return self.graph is not None and b in self.related(a)
+
+    def related(self, service: str) -> frozenset[str]:
+        """Return the services within ``max_hops`` dependency edges of ``service``, either way."""
+        if service not in self._related:
+            graph = self.graph
+            assert graph is not None
+            near = _within(service, graph.dependencies, self.max_hops)
+            near |= _within(service, graph.dependents, self.max_hops)
+            self._related[service] = frozenset(near)
+        return self._related[service]
+
+
+def _within(start: str, step: Callable[[str], set[str]], max_hops: int) -> set[str]:
+    """Return the services at most ``max_hops`` steps from ``start``, ``start`` included."""
+    seen = {start}
+    frontier = {start}
+    for _ in range(max_hops):
+        frontier = {nxt for node in frontier for nxt in step(node)} - seen
+        if not frontier:
+            break
+        seen |= frontier
+    return seen
 
 
 def split_noise(
