@@ -50,13 +50,13 @@ def app(console_env: Path) -> AppTest:
 
 
 def open_page(app: AppTest, page: str) -> AppTest:
-    """Switch to ``pages/<page>.py`` and run it with fresh query results.
+    """Switch to ``console/<page>.py`` and run it with fresh query results.
 
     Query results are cached for a few seconds; a test that writes and then reads at once
     drops them, as if the cache had expired.
     """
     st.cache_data.clear()
-    return app.switch_page(f"pages/{page}.py").run()
+    return app.switch_page(f"console/{page}.py").run()
 
 
 def texts(app: AppTest) -> list[str]:

@@ -116,7 +116,7 @@ def test_live_page_marks_anomalies(store: Store, app: AppTest) -> None:
 def test_live_page_drives_the_simulator(console_env: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("OPSFORGE_LIVE_SIMULATOR", "on")
     monkeypatch.setenv("OPSFORGE_LIVE_SPEED", "600")
-    from pages._shared import get_simulator
+    from console._shared import get_simulator
 
     app = AppTest.from_file(APP, default_timeout=RUN_TIMEOUT).run()
     simulator = get_simulator()

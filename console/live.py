@@ -22,8 +22,8 @@ from opsforge_core.views import (
     shorten,
     sort_alerts,
 )
-from pages._data import load_feed, scenario_names
-from pages._shared import DEFAULT_SPEED, failure_shown, get_simulator, init_state
+from console._data import load_feed, scenario_names
+from console._shared import DEFAULT_SPEED, failure_shown, get_simulator, init_state
 
 logger = logging.getLogger(__name__)
 

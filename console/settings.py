@@ -8,7 +8,7 @@ import os
 import streamlit as st
 
 from opsforge_core.views import escape_markdown, settings_rows
-from pages._shared import current_settings, failure_shown, fix_for, get_store
+from console._shared import current_settings, failure_shown, fix_for, get_store
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ import streamlit as st
 from opsforge_core.models import IncidentReport
 from opsforge_core.topology import ServiceGraph
 from opsforge_core.views import count_by, escape_markdown
-from pages._data import (
+from console._data import (
     AnalysisInput,
     forget_incident_pages,
     load_feed,
@@ -17,8 +17,8 @@ from pages._data import (
     parse_upload,
     scenario_names,
 )
-from pages._report import render_report
-from pages._shared import failure_shown, get_orchestrator, get_simulator, init_state, show_error
+from console._report import render_report
+from console._shared import failure_shown, get_orchestrator, get_simulator, init_state, show_error
 
 logger = logging.getLogger(__name__)
 

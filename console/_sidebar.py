@@ -6,7 +6,7 @@ import logging
 
 import streamlit as st
 
-from pages._shared import current_settings, get_simulator, get_store
+from console._shared import current_settings, get_simulator, get_store
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def _line(label: str, ok: bool, detail: str) -> None:
 
 def render_sidebar() -> None:
     """Draw the status lines as plain text (no links), checked at most every 30 seconds."""
-    from pages._shared import env_key
+    from console._shared import env_key
 
     st.sidebar.markdown("**OpsForge**")
     try:

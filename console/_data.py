@@ -23,7 +23,7 @@ from opsforge_core.models import (
     utcnow,
 )
 from opsforge_core.store.base import IncidentFilter
-from pages._shared import env_key, get_simulator, get_store, simulator_enabled
+from console._shared import env_key, get_simulator, get_store, simulator_enabled
 
 logger = logging.getLogger(__name__)
 

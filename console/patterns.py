@@ -15,8 +15,8 @@ from opsforge_core.views import (
     pattern_rows,
     table_info_rows,
 )
-from pages._data import follow_pages
-from pages._shared import env_key, failure_shown, get_store, init_state
+from console._data import follow_pages
+from console._shared import env_key, failure_shown, get_store, init_state
 
 logger = logging.getLogger(__name__)
 

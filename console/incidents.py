@@ -8,9 +8,9 @@ import streamlit as st
 
 from opsforge_core.models import SEVERITIES, IncidentReport, IncidentSummary, utcnow
 from opsforge_core.views import escape_markdown, incident_label, incident_rows
-from pages._data import follow_pages, forget_incident_pages, incident_page, report_series
-from pages._report import render_report
-from pages._shared import failure_shown, get_orchestrator, get_store, init_state
+from console._data import follow_pages, forget_incident_pages, incident_page, report_series
+from console._report import render_report
+from console._shared import failure_shown, get_orchestrator, get_store, init_state
 
 logger = logging.getLogger(__name__)
 
