@@ -115,7 +115,7 @@ def group_alerts(
         for group in matches:
             merged.absorb(group)
         active = [g for g in still_open if g not in matches] + [merged]
-    groups = [AlertGroup(g.alerts) for g in closed + active]
+    groups = [AlertGroup(g.ordered_alerts()) for g in closed + active]
     for group in groups:
         group.alerts.sort(key=lambda a: (a.starts_at, a.fingerprint))
     groups.sort(key=lambda g: (g.start, g.alerts[0].fingerprint))
@@ -129,11 +129,14 @@ class _OpenGroup:
 
     Alerts arrive in start order, so every member started at or before the alert being
     checked, and the latest start per service (and per correlation label value) tells which
-    members started within a given time of it.
+    members started within a given time of it. A merge links the absorbed groups instead of
+    copying their alerts, and keeps the larger of each pair of summaries, because one storm
+    group absorbs a new one-alert group for nearly every alert.
     """
 
-    alerts: list[Alert]
+    head: list[Alert]  # the alert that opened the group; absorbed groups' alerts follow
     until: datetime | None  # last end time; None while an alert still fires
+    absorbed: list[_OpenGroup] = field(default_factory=list)
     latest: dict[str, datetime] = field(default_factory=dict)  # service -> latest start
     label_latest: dict[str, dict[str, datetime]] = field(default_factory=dict)
     fingerprints: set[str] = field(default_factory=set)
@@ -147,7 +150,7 @@ class _OpenGroup:
             if label in alert.labels
         }
         return cls(
-            alerts=[alert],
+            head=[alert],
             until=alert.ends_at,
             latest={alert.service: alert.starts_at},
             label_latest=labels,
@@ -155,15 +158,29 @@ class _OpenGroup:
             all_blips=_is_blip(alert),
         )
 
-    @property
-    def services(self) -> set[str]:
-        return set(self.latest)
+    def ordered_alerts(self) -> list[Alert]:
+        """Return the head, then each absorbed group's alerts in the order it was absorbed."""
+        alerts: list[Alert] = []
+        stack: list[_OpenGroup] = [self]
+        while stack:
+            group = stack.pop()
+            alerts.extend(group.head)
+            stack.extend(reversed(group.absorbed))
+        return alerts
 
     def absorb(self, other: _OpenGroup) -> None:
-        self.alerts.extend(other.alerts)
+        """Merge ``other`` into this group. ``other`` is discarded, so its summaries are reused."""
+        self.absorbed.append(other)
+        if len(self.latest) < len(other.latest):
+            self.latest, other.latest = other.latest, self.latest
         _merge_latest(self.latest, other.latest)
         for label, values in other.label_latest.items():
-            _merge_latest(self.label_latest.setdefault(label, {}), values)
+            mine = self.label_latest.setdefault(label, {})
+            if len(mine) < len(values):
+                self.label_latest[label], mine, values = values, values, mine
+            _merge_latest(mine, values)
+        if len(self.fingerprints) < len(other.fingerprints):
+            self.fingerprints, other.fingerprints = other.fingerprints, self.fingerprints
         self.fingerprints |= other.fingerprints
         self.all_blips = self.all_blips and other.all_blips
         if self.until is None or other.until is None:
