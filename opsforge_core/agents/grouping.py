@@ -106,10 +106,12 @@ def group_alerts(
         ]
         closed = [g for g in closed if g not in recurring]
         still_open += recurring
+        # A link must be near in start time (``window``) when either side is only blips.
+        blip = _is_blip(alert)
         matches = [
             g
             for g in still_open
-            if g in recurring or related.to_group(alert, g, _nearness(alert, g, window))
+            if g in recurring or related.to_group(alert, g, window if blip or g.all_blips else None)
         ]
         merged = _OpenGroup.of(alert)
         for group in matches:
@@ -217,9 +219,9 @@ class _RelatedServices:
             services = {s for s, start in group.latest.items() if start >= since}
         if alert.service in services or (self.graph is None and services):
             return True
-        for label in CORRELATION_LABELS:
+        for label, values in group.label_latest.items():
             value = alert.labels.get(label)
-            start = group.label_latest.get(label, {}).get(value) if value else None
+            start = values.get(value) if value else None
             if start is not None and (since is None or start >= since):
                 return True
         return self.graph is not None and not self.related(alert.service).isdisjoint(services)
@@ -286,14 +288,6 @@ def _is_noise(group: AlertGroup, flapping: set[str] | frozenset[str], transient:
     # recurring, are a passing disturbance. A crash loop's blips recur, so they stay a group.
     blips = all(_is_blip(a, transient) for a in group.alerts)
     return blips and not any(a.fingerprint in flapping for a in group.alerts)
-
-
-def _nearness(alert: Alert, group: _OpenGroup, window: timedelta) -> timedelta | None:
-    """Return how close in start time a link must be: ``window`` when either side is only
-    blips, else None (any time while the group is active)."""
-    if _is_blip(alert) or group.all_blips:
-        return window
-    return None
 
 
 def _is_blip(alert: Alert, transient: timedelta = TRANSIENT) -> bool:
