@@ -130,7 +130,7 @@ class _OpenGroup:
     does not walk its alerts (a storm has thousands).
 
     Alerts arrive in start order, so every member started at or before the alert being
-    checked, and the latest start per service (and per correlation label value) tells which
+    checked, and the latest start per service (and per correlation label value) shows which
     members started within a given time of it. A merge links the absorbed groups instead of
     copying their alerts, and keeps the larger of each pair of summaries, because one storm
     group absorbs a new one-alert group for nearly every alert.
