@@ -317,7 +317,8 @@ def plot_growth(growth: list[dict[str, Any]], path: Path) -> None:
 
     sizes = [row["alerts"] for row in growth]
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    left.loglog(sizes, [row["median_seconds"] for row in growth], "o-", label="measured")
+    left.loglog(sizes, [row["median_seconds"] for row in growth], "o-", label="wall time")
+    left.loglog(sizes, [row["median_cpu_seconds"] for row in growth], "s--", label="CPU time")
     left.axhline(TARGETS["large_seconds"], color="red", linestyle="--", label="10 s target")
     left.set(xlabel="alerts (series = alerts / 50)", ylabel="handle_incident time (s)",
              title="Analysis time")  # fmt: skip
