@@ -3,16 +3,26 @@
 A service's ``strength`` (0-1) is the highest of its series' anomaly scores and its alerts'
 severity weights; its ``onset`` is the earliest anomaly onset or alert start. ``magnitude``
 breaks ties between saturated scores by the size of the deviation.
+
+Evidence is ``quiet`` when everything seen on the service came and went by itself: all its
+alerts flapped or cleared within minutes, none of its anomalies lasted, and it did not keep
+restarting. Background noise looks like that (a spike, a rule flapping on a busy cache), so
+quiet evidence weighs ``QUIET_WEIGHT`` of its strength. A crash loop also comes and goes, but
+its process restarts (its counters reset), which marks where the fault is.
 """
 
 from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from opsforge_core.agents.detect import SeriesAnomaly
+from opsforge_core.agents.faultkind import CRASH_LOOP_RESTARTS
+from opsforge_core.agents.grouping import TRANSIENT
+from opsforge_core.agents.series_grid import PreparedSeries
 from opsforge_core.models import Alert
 from opsforge_core.topology import ServiceGraph
 
@@ -31,6 +41,7 @@ HARMFUL_DOWN = re.compile(r"availab|success|hit_?ratio|uptime|health", re.IGNORE
 # Robust z at which the magnitude bonus reaches log(2) times MAGNITUDE_WEIGHT.
 Z_REFERENCE = 6.0
 MAGNITUDE_WEIGHT = 0.05
+QUIET_WEIGHT = 0.5  # share of its strength that quiet evidence counts for
 
 
 @dataclass
@@ -47,10 +58,23 @@ class ServiceEvidence:
     # Sampling step of its series in seconds; onsets closer than half a step are simultaneous.
     step: float = 60.0
     max_z: float = 0.0
+    # True when one of its anomalies lasted longer than grouping.TRANSIENT or is still on.
+    lasting: bool = False
+    quiet: bool = False
+
+    @property
+    def weight(self) -> float:
+        return QUIET_WEIGHT if self.quiet else 1.0
+
+    @property
+    def weighted(self) -> float:
+        """Strength as evidence of where the fault began: less for quiet evidence."""
+        return self.strength * self.weight
 
     @property
     def magnitude(self) -> float:
-        return self.strength * (1.0 + MAGNITUDE_WEIGHT * math.log1p(self.max_z / Z_REFERENCE))
+        bonus = 1.0 + MAGNITUDE_WEIGHT * math.log1p(self.max_z / Z_REFERENCE)
+        return self.weighted * bonus
 
     def summary(self) -> str:
         parts = []
@@ -103,6 +127,7 @@ def collect_evidence(
         ev.max_z = max(ev.max_z, min(abs(verdict.zscore), 1e6))
         if verdict.onset_ts is not None:
             ev.onset = min(ev.onset, verdict.onset_ts)
+            ev.lasting = ev.lasting or end - verdict.onset_ts > TRANSIENT.total_seconds()
         ev.end = max(ev.end, end)
         ev.step = step
     # Resolved alerts count too: they fired during the window being analysed.
@@ -115,6 +140,47 @@ def collect_evidence(
         ev.onset = min(ev.onset, alert.starts_at.timestamp())
         ev.end = max(ev.end, alert.ends_at.timestamp() if alert.ends_at else math.inf)
     return evidence
+
+
+def restarts_by_service(prepared: Iterable[PreparedSeries]) -> dict[str, int]:
+    """Return how often each service restarted: the most resets of any one of its counters.
+
+    A restart resets every counter of the process at once, so the counts are not added up.
+    """
+    restarts: dict[str, int] = {}
+    for series in prepared:
+        restarts[series.service] = max(restarts.get(series.service, 0), series.counter_resets)
+    return restarts
+
+
+def mark_quiet(
+    evidence: dict[str, ServiceEvidence],
+    alerts: list[Alert],
+    flapping: set[str],
+    restarts: dict[str, int],
+    since: float | None = None,
+) -> None:
+    """Set ``quiet`` on the evidence of services whose trouble came and went by itself.
+
+    ``alerts`` are all the alerts, flapping ones included; ``flapping`` names the flapping
+    fingerprints. A service without alerts is never quiet: its anomalies are all there is to
+    judge it by, and they are judged by strength alone.
+    """
+    by_service: dict[str, list[Alert]] = {}
+    for alert in alerts:
+        if since is not None and alert.ends_at is not None and alert.ends_at.timestamp() < since:
+            continue
+        by_service.setdefault(alert.service, []).append(alert)
+    for service, ev in evidence.items():
+        own = by_service.get(service)
+        if not own or ev.lasting or restarts.get(service, 0) >= CRASH_LOOP_RESTARTS:
+            continue
+        ev.quiet = all(a.fingerprint in flapping or _cleared_soon(a) for a in own)
+
+
+def _cleared_soon(alert: Alert) -> bool:
+    duration = alert.duration_seconds
+    return duration is not None and duration <= TRANSIENT.total_seconds()
 
 
 def clusters(evidence: dict[str, ServiceEvidence], graph: ServiceGraph | None) -> list[set[str]]:

@@ -86,11 +86,18 @@ def symptom_scope(
     )
 
 
-def without_flapping(alerts: list[Alert]) -> list[Alert]:
-    """Drop flapping alerts, because a rule crossing its threshold again and again is weak
-    evidence of where a fault began. A flapping service's metrics still count."""
+def flapping_fingerprints(alerts: list[Alert]) -> set[str]:
+    """Return the fingerprints AlertOps finds flapping."""
     unique, _ = deduplicate(alerts)
-    flapping = {f["fingerprint"] for f in find_flapping(unique)}
+    return {f["fingerprint"] for f in find_flapping(unique)}
+
+
+def without_flapping(alerts: list[Alert], flapping: set[str] | None = None) -> list[Alert]:
+    """Drop flapping alerts, because a rule crossing its threshold again and again is weak
+    evidence of where a fault began. A flapping service's metrics still count, though as
+    quiet evidence (see ``evidence.mark_quiet``) unless the service keeps restarting."""
+    if flapping is None:
+        flapping = flapping_fingerprints(alerts)
     return [a for a in alerts if a.fingerprint not in flapping]
 
 

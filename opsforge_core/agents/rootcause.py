@@ -9,6 +9,11 @@ sick services. Each candidate's score multiplies those factors::
                      x timing (decays with onset after the first onset)
                      x (COVERAGE_BASE + share of the other sick services it explains)
 
+Quiet evidence counts for less, as a candidate's strength and as a sick dependency's. It is
+trouble that came and went by itself (see ``evidence``), the way background noise does. Quiet
+trouble explains only quiet trouble, and its onset sets the first onset only when every
+candidate is quiet, so noise that started before the fault does not look like its start.
+
 A service explains the sick services its trouble can have reached: along calls either way,
 each one starting no earlier than the one before. The cause of a cascade explains most of it.
 
@@ -33,12 +38,15 @@ from opsforge_core.agents.evidence import (
     ServiceEvidence,
     clusters,
     collect_evidence,
+    mark_quiet,
+    restarts_by_service,
 )
 from opsforge_core.agents.faultkind import change_times, infer_fault_kind
 from opsforge_core.agents.incident import (
     LOOKBACK_S,
     anomaly_spans,
     check_symptom,
+    flapping_fingerprints,
     incident_scope,
     scan_window,
     symptom_metric,
@@ -111,8 +119,11 @@ class RootCauseAgent(Agent):
         if not ctx.symptom and ctx.alerts:
             everything = collect_evidence(verdicts, [], metric, spans)
             incident, incident_note, since = incident_scope(ctx.alerts, graph, everything)
-        steady = without_flapping(ctx.alerts)
+        flapping = flapping_fingerprints(ctx.alerts)
+        steady = without_flapping(ctx.alerts, flapping)
         evidence = collect_evidence(verdicts, steady, metric, spans, since)
+        restarts = restarts_by_service(ctx.cache.get("prepared", {}).values())
+        mark_quiet(evidence, ctx.alerts, flapping, restarts, since)
         sick = {s: e for s, e in evidence.items() if e.strength >= self.min_strength}
         steps.append(_evidence_step(verdicts, sick, graph_note, metric))
 
@@ -137,11 +148,10 @@ class RootCauseAgent(Agent):
             return AgentResult(self.name, steps=steps, findings=findings, confidence=0.5)
 
         root = ranking[0]["service"]
-        restarts = sum(
-            p.counter_resets for p in ctx.cache.get("prepared", {}).values() if p.service == root
-        )
         kind, votes = infer_fault_kind(
-            evidence[root].all_anomalies, [a for a in ctx.alerts if a.service == root], restarts
+            evidence[root].all_anomalies,
+            [a for a in ctx.alerts if a.service == root],
+            restarts.get(root, 0),
         )
         findings["root_cause"] = root
         findings["fault_kind"] = kind
@@ -198,13 +208,14 @@ def rank(
     changes = changes or {}
     if not candidates:
         return []
-    first_onset = min(e.onset for e in candidates.values())
+    lasting = [e.onset for e in candidates.values() if not e.quiet]
+    first_onset = min(lasting or [e.onset for e in candidates.values()])
     if reference_onset is not None:
         first_onset = reference_onset
     entries = []
     for service, ev in candidates.items():
         explained_by, callers = _neighbours(service, ev, sick, graph)
-        worst = max((sick[d].strength for d in explained_by), default=0.0)
+        worst = max((sick[d].weighted for d in explained_by), default=0.0)
         changed = _changed_before(changes.get(service), ev)
         if changed:
             worst = 0.0
@@ -271,7 +282,8 @@ def _covered(
     Trouble travels along calls in both directions, forward in time: latency and errors up
     to the callers, load and backpressure down to the dependencies (a failing consumer fills
     its queue). So this walks the graph's edges either way, through candidates whose onset is
-    no earlier (within half a step) than the service it came from.
+    no earlier (within half a step) than the service it came from. Quiet trouble reaches only
+    quiet trouble (see ``_neighbours``).
     """
     if graph is None or service not in graph.edges:
         return []
@@ -282,7 +294,7 @@ def _covered(
         here = candidates.get(current, ev)
         for neighbour in graph.dependencies(current) | graph.dependents(current):
             other = candidates.get(neighbour)
-            if other is None or neighbour in seen:
+            if other is None or neighbour in seen or (here.quiet and not other.quiet):
                 continue
             if other.onset >= here.onset - 0.5 * max(here.step, other.step):
                 seen.add(neighbour)
@@ -296,13 +308,19 @@ def _neighbours(
     sick: dict[str, ServiceEvidence],
     graph: ServiceGraph | None,
 ) -> tuple[list[str], list[str]]:
-    """Return (sick dependencies that started no later, sick callers) of ``service``."""
+    """Return (sick dependencies that started no later, sick callers) of ``service``.
+
+    Quiet trouble came and went by itself, so it cannot explain trouble that lasts or a
+    process that keeps restarting.
+    """
     if graph is None:
         return [], []
     explained_by = []
     for dependency in graph.dependencies(service):
         dep = sick.get(dependency)
-        if dep is not None and dep.onset <= ev.onset + 0.5 * max(ev.step, dep.step):
+        if dep is None or (dep.quiet and not ev.quiet):
+            continue
+        if dep.onset <= ev.onset + 0.5 * max(ev.step, dep.step):
             explained_by.append(dependency)
     callers = [c for c in graph.dependents(service) if c in sick]
     return explained_by, callers

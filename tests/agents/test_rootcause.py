@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from opsforge_core.agents.base import AnalysisContext
+from opsforge_core.agents.evidence import QUIET_WEIGHT, ServiceEvidence, mark_quiet
 from opsforge_core.agents.faultkind import infer_fault_kind
 from opsforge_core.agents.rootcause import RootCauseAgent
 from opsforge_core.topology import ServiceGraph
@@ -147,3 +148,60 @@ def test_fault_kind_repeated_restarts_are_crash_loop():
 
 def test_fault_kind_unknown_without_evidence():
     assert infer_fault_kind([], []) == ("unknown", {})
+
+
+def flapping_cache(first: int = FAULT - 10, period: int = 8) -> tuple[list, list]:
+    """cache's CPU crosses its threshold for two minutes every ``period`` minutes from
+    ``first``, unrelated to any fault, and its HighCPU rule fires each time."""
+    series = make_series("cache", "cpu_percent", base=30, noise=1.0, seed=7)
+    starts = list(range(first, series.values.size - 2, period))
+    for start in starts:
+        series.values[start : start + 2] += 45
+    alerts = [
+        make_alert("cache-cpu", "cache", start + 1, name="HighCPU", resolved_after=2)
+        for start in starts
+    ]
+    return [series], alerts
+
+
+def test_rootcause_earlier_flapping_dependency():
+    # api slows down for good at FAULT and web follows. cache, which api calls, has flapped
+    # on CPU since ten minutes before, unrelated to the fault.
+    series = [
+        make_series("api", "latency_ms", base=50, fault_at=FAULT, jump=90, seed=4),
+        make_series("web", "latency_ms", base=80, fault_at=FAULT + 3, jump=95, seed=5),
+        make_series("db", "latency_ms", base=20, seed=1),
+    ]
+    noise, alerts = flapping_cache()
+    alerts.append(make_alert("api-lat", "api", FAULT + 1))
+    result = run_rootcause(series + noise, alerts=alerts)
+    ranking = {e["service"]: e["score"] for e in result.findings["ranking"]}
+    assert result.findings["root_cause"] == "api"
+    assert ranking["cache"] < ranking["api"]
+
+
+def test_mark_quiet_exemptions():
+    # Every alert clears within two minutes. web has nothing else, api also has a lasting
+    # anomaly, db restarted three times, and cache has no alerts.
+    restarts = {"web": 0, "api": 0, "db": 3, "cache": 0}
+    evidence = {s: ServiceEvidence(s, strength=0.9, onset=T0.timestamp()) for s in restarts}
+    evidence["api"].lasting = True
+    alerts = [
+        make_alert(f"{service}-{k}", service, 10 * k, resolved_after=2)
+        for service in ("web", "api", "db")
+        for k in range(3)
+    ]
+    mark_quiet(evidence, alerts, set(), restarts)
+    quiet = {s: ev.quiet for s, ev in evidence.items()}
+    assert quiet == {"web": True, "api": False, "db": False, "cache": False}
+    assert evidence["web"].weighted == 0.9 * QUIET_WEIGHT
+    assert evidence["db"].weighted == 0.9
+
+
+def test_mark_quiet_steady_alert():
+    evidence = {"web": ServiceEvidence("web", strength=0.9, onset=T0.timestamp())}
+    alerts = [make_alert("web-flap", "web", 10 * k, resolved_after=2) for k in range(3)] + [
+        make_alert("web-steady", "web", 5, resolved_after=30)
+    ]
+    mark_quiet(evidence, alerts, {"web-flap"}, {})
+    assert not evidence["web"].quiet
