@@ -39,11 +39,14 @@ def _run(orchestrator: Orchestrator, scenario: str, seed: int = 3, **kwargs):
 
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS))
 def test_synthesis_names_scenario_root_cause(orchestrator: Orchestrator, scenario: str) -> None:
-    run, report = _run(orchestrator, scenario)
-    assert report.synthesis.root_cause == run.ground_truth["root_cause"]
-    stored = orchestrator.store.get_incident(report.incident_id)
-    assert stored is not None
-    assert stored.synthesis.root_cause == run.ground_truth["root_cause"]
+    named = []
+    for seed in range(1, 6):
+        run, report = _run(orchestrator, scenario, seed=seed)
+        stored = orchestrator.store.get_incident(report.incident_id)
+        assert stored is not None
+        assert stored.synthesis.root_cause == report.synthesis.root_cause
+        named.append(report.synthesis.root_cause == run.ground_truth["root_cause"])
+    assert sum(named) >= 4, f"{scenario}: seeds 1 to 5 named the root cause {named}"
 
 
 def test_every_chosen_agent_reports_reasoning(orchestrator: Orchestrator) -> None:
