@@ -65,6 +65,8 @@ def json_safe(value: Any) -> Any:
 
     JSON has no NaN; storing None keeps records valid for every backend and serializer.
     """
+    if value is None or isinstance(value, str):  # most leaves; checked first for speed
+        return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, (np.floating, np.integer)):

@@ -68,7 +68,10 @@ def normalize(value: Any, path: str = "$") -> Any:
         return _normalize_map(value, path)
     if isinstance(value, (list, tuple, np.ndarray)):
         items = value.tolist() if isinstance(value, np.ndarray) else value
-        return [_none_if_absent(normalize(v, f"{path}[{i}]")) for i, v in enumerate(items)]
+        return [
+            v if isinstance(v, str) else _none_if_absent(normalize(v, f"{path}[{i}]"))
+            for i, v in enumerate(items)
+        ]
     if isinstance(value, (set, frozenset)):
         return sorted((normalize(v, path) for v in value), key=repr)
     raise ValidationError(f"{path}: values of type {type(value).__name__} cannot be stored")
