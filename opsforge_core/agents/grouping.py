@@ -7,6 +7,7 @@ are noise. ``signature_of`` keys the pattern library by an alert set's names and
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -24,6 +25,10 @@ TRANSIENT = timedelta(minutes=5)
 RECUR_WINDOW = timedelta(minutes=60)
 
 
+# Below DynamoDB's 2,048-byte limit on an index partition key, with room to spare.
+MAX_SIGNATURE_BYTES = 1024
+
+
 def signature_of(alerts: list[Alert]) -> str:
     """Return a stable signature of an alert set: its sorted alert names and services.
 
@@ -32,7 +37,14 @@ def signature_of(alerts: list[Alert]) -> str:
     """
     names = sorted({a.name for a in alerts})
     services = sorted({a.service for a in alerts})
-    return f"alerts={','.join(names)};services={','.join(services)}"
+    signature = f"alerts={','.join(names)};services={','.join(services)}"
+    if len(signature.encode()) <= MAX_SIGNATURE_BYTES:
+        return signature
+    # DynamoDB limits an index key to 2,048 bytes; a storm over thousands of services keeps a
+    # readable head and a digest of the whole signature, which stays exact to compare.
+    digest = hashlib.sha256(signature.encode()).hexdigest()
+    head = signature.encode()[: MAX_SIGNATURE_BYTES - 80].decode(errors="ignore")
+    return f"{head}...#sha256:{digest}"
 
 
 @dataclass
