@@ -19,14 +19,17 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 from opsforge_core.agents import alertmemory
 from opsforge_core.agents.base import Agent, AnalysisContext
 from opsforge_core.agents.grouping import (
+    AlertGroup,
     find_origin,
     group_alerts,
+    shared_grouping,
     signature_of,
     split_noise,
 )
@@ -96,17 +99,15 @@ class AlertOpsAgent(Agent):
 
     def run(self, ctx: AnalysisContext) -> AgentResult:
         steps: list[ReasoningStep] = []
-        unique, duplicates = deduplicate(ctx.alerts)
-        steps.append(_dedup_step(ctx.alerts, unique, duplicates))
-
-        flapping = find_flapping(unique)
-        steps.append(_flapping_step(flapping))
-        collapsed = collapse_flapping(unique, {f["fingerprint"] for f in flapping})
-
         graph, graph_note = self._graph(ctx)
-        groups = group_alerts(collapsed, graph, self.group_window, self.max_hops)
-        flapping_fingerprints = {f["fingerprint"] for f in flapping}
-        groups, noise = split_noise(groups, flapping_fingerprints)
+        found = triage(ctx.alerts, graph, self.group_window, self.max_hops, ctx.cache)
+        unique, duplicates, flapping = found.unique, found.duplicates, found.flapping
+        steps.append(_dedup_step(ctx.alerts, unique, duplicates))
+        steps.append(_flapping_step(flapping))
+
+        # Copies, because the triage is shared with other agents and ``origin`` is set here.
+        groups = [AlertGroup(list(g.alerts), g.origin) for g in found.groups]
+        noise = list(found.noise)
         for group in groups:
             group.origin = find_origin(group, graph)
         group_dicts = [g.to_dict(f"g{i + 1}") for i, g in enumerate(groups)]
@@ -138,6 +139,56 @@ class AlertOpsAgent(Agent):
         if inferred is not None:
             return inferred, "dependency edges inferred from alert labels"
         return None, "no dependency graph: alerts linked by time alone"
+
+
+@dataclass(frozen=True)
+class Triage:
+    """Alerts deduplicated, flapping found, grouped and split from noise."""
+
+    unique: list[Alert]
+    duplicates: list[dict[str, Any]]
+    flapping: list[dict[str, Any]]
+    groups: list[AlertGroup]
+    noise: list[Alert]
+
+    @property
+    def flapping_fingerprints(self) -> set[str]:
+        return {f["fingerprint"] for f in self.flapping}
+
+
+def triage(
+    alerts: list[Alert],
+    graph: ServiceGraph | None,
+    window: timedelta,
+    max_hops: int = 1,
+    cache: dict[str, Any] | None = None,
+) -> Triage:
+    """Deduplicate, find flapping, group and split noise; once per run with ``cache``.
+
+    A storm of 100,000 alerts takes seconds to group, and both AlertOps and the root-cause
+    scope need the same groups, so they share them through ``ctx.cache``.
+    """
+
+    def build() -> Triage:
+        unique, duplicates, flapping = dedup_and_flapping(alerts, cache)
+        fingerprints = {f["fingerprint"] for f in flapping}
+        groups = group_alerts(collapse_flapping(unique, fingerprints), graph, window, max_hops)
+        groups, noise = split_noise(groups, fingerprints)
+        return Triage(unique, duplicates, flapping, groups, noise)
+
+    return shared_grouping(cache, alerts, graph, (window, max_hops), build)
+
+
+def dedup_and_flapping(
+    alerts: list[Alert], cache: dict[str, Any] | None = None
+) -> tuple[list[Alert], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Return ``deduplicate(alerts)`` and the flapping found in it; once per run with ``cache``."""
+
+    def build() -> tuple[list[Alert], list[dict[str, Any]], list[dict[str, Any]]]:
+        unique, duplicates = deduplicate(alerts)
+        return unique, duplicates, find_flapping(unique)
+
+    return shared_grouping(cache, alerts, None, ("dedup",), build)
 
 
 def deduplicate(alerts: list[Alert]) -> tuple[list[Alert], list[dict[str, Any]]]:

@@ -329,3 +329,43 @@ def find_origin(group: AlertGroup, graph: ServiceGraph | None) -> str:
     candidates = [a for a in group.alerts if a.service in services]
     first = min(candidates, key=lambda a: (a.starts_at, -SEVERITY_RANK.get(a.severity, 0)))
     return first.service
+
+
+# ``AnalysisContext.cache`` entry holding the alert triage (dedup, flapping, groups, noise) of
+# the run, so AlertOps and the root-cause scope group a storm once between them.
+GROUPS_KEY = "alert_groups"
+
+
+def graph_key(graph: ServiceGraph | None) -> tuple[tuple[str, tuple[str, ...]], ...] | None:
+    """Return a hashable copy of a graph's edges: agents infer equal graphs as separate
+    objects, and an equal graph groups the same way."""
+    if graph is None:
+        return None
+    return tuple(
+        sorted((caller, tuple(sorted(callees))) for caller, callees in graph.edges.items())
+    )
+
+
+def shared_grouping(
+    cache: dict[str, Any] | None,
+    alerts: list[Alert],
+    graph: ServiceGraph | None,
+    params: tuple[Any, ...],
+    build: Callable[[], Any],
+) -> Any:
+    """Return ``build()`` computed once per alert list, graph and ``params`` in ``cache``.
+
+    The alert list is matched by identity (every agent of a run sees the same
+    ``ctx.alerts``), the graph by its edges. Without a cache ``build`` runs every time.
+    Callers must not mutate what they get back.
+    """
+    if cache is None:
+        return build()
+    entries: list[tuple[list[Alert], tuple[Any, ...], Any]] = cache.setdefault(GROUPS_KEY, [])
+    key = (graph_key(graph), len(alerts), *params)
+    for source, entry_key, value in entries:
+        if source is alerts and entry_key == key:
+            return value
+    value = build()
+    entries.append((alerts, key, value))
+    return value

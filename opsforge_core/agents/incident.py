@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import math
 from datetime import timedelta
+from typing import Any
 
 import numpy as np
 
 from opsforge_core.agents import detect
-from opsforge_core.agents.alertops import collapse_flapping, deduplicate, find_flapping
+from opsforge_core.agents.alertops import dedup_and_flapping, triage
 from opsforge_core.agents.base import AnalysisContext
 from opsforge_core.agents.evidence import ServiceEvidence, is_harmful
-from opsforge_core.agents.grouping import AlertGroup, group_alerts, split_noise
+from opsforge_core.agents.grouping import AlertGroup
 from opsforge_core.models import SEVERITY_RANK, Alert
 from opsforge_core.topology import ServiceGraph
 
@@ -86,10 +87,11 @@ def symptom_scope(
     )
 
 
-def flapping_fingerprints(alerts: list[Alert]) -> set[str]:
-    """Return the fingerprints AlertOps finds flapping."""
-    unique, _ = deduplicate(alerts)
-    return {f["fingerprint"] for f in find_flapping(unique)}
+def flapping_fingerprints(alerts: list[Alert], cache: dict[str, Any] | None = None) -> set[str]:
+    """Return the fingerprints AlertOps finds flapping (computed once per run with ``cache``,
+    the run's ``ctx.cache``)."""
+    _, _, flapping = dedup_and_flapping(alerts, cache)
+    return {f["fingerprint"] for f in flapping}
 
 
 def without_flapping(alerts: list[Alert], flapping: set[str] | None = None) -> list[Alert]:
@@ -102,7 +104,10 @@ def without_flapping(alerts: list[Alert], flapping: set[str] | None = None) -> l
 
 
 def incident_scope(
-    alerts: list[Alert], graph: ServiceGraph | None, anomalous: dict[str, ServiceEvidence]
+    alerts: list[Alert],
+    graph: ServiceGraph | None,
+    anomalous: dict[str, ServiceEvidence],
+    cache: dict[str, Any] | None = None,
 ) -> tuple[set[str] | None, str, float | None]:
     """Return the services of the main alert group and their direct dependencies, and the
     group's start (epoch seconds).
@@ -111,12 +116,11 @@ def incident_scope(
     dependencies are included because a root cause need not alert itself (a slow link, a
     resource anomaly below every rule's threshold). The main group is the one whose services
     and dependencies hold the most services with metric anomalies during the group, then the
-    one with the most services.
+    one with the most services. With ``cache`` (the run's ``ctx.cache``) the groups AlertOps
+    made are reused.
     """
-    unique, _ = deduplicate(alerts)
-    flapping = {f["fingerprint"] for f in find_flapping(unique)}
-    groups = group_alerts(collapse_flapping(unique, flapping), graph, GROUP_WINDOW)
-    groups, _ = split_noise(groups, flapping)
+    found = triage(alerts, graph, GROUP_WINDOW, 1, cache)
+    groups, flapping = found.groups, found.flapping_fingerprints
     if not groups:
         return None, "", None
 

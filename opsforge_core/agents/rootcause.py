@@ -118,8 +118,10 @@ class RootCauseAgent(Agent):
         spans = anomaly_spans(ctx, verdicts)
         if not ctx.symptom and ctx.alerts:
             everything = collect_evidence(verdicts, [], metric, spans)
-            incident, incident_note, since = incident_scope(ctx.alerts, graph, everything)
-        flapping = flapping_fingerprints(ctx.alerts)
+            incident, incident_note, since = incident_scope(
+                ctx.alerts, graph, everything, ctx.cache
+            )
+        flapping = flapping_fingerprints(ctx.alerts, ctx.cache)
         steady = without_flapping(ctx.alerts, flapping)
         evidence = collect_evidence(verdicts, steady, metric, spans, since)
         restarts = restarts_by_service(ctx.cache.get("prepared", {}).values())
