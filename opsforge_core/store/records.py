@@ -98,8 +98,65 @@ def alert_digest(alert: Alert) -> str:
     Senders repeat the same alert inside envelopes that differ (group keys, receive times), so
     a repeat is recognized by its parsed fields, not by the payload bytes.
     """
-    body = dumps(normalize(alert.to_dict(include_raw=False)))
+    body = dumps(_alert_fields(alert))
     return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _alert_fields(alert: Alert) -> dict[str, Any]:
+    """Return ``normalize(alert.to_dict(include_raw=False))``.
+
+    The parsed fields are nearly always strings (None for a firing alert's end), and for those
+    normalizing only drops the None values; checking that is several times cheaper than the
+    general walk, which runs for anything else.
+    """
+    data = alert.to_dict(include_raw=False)
+    labels = data["labels"]
+    fields_plain = all(type(v) is str or v is None for k, v in data.items() if k != "labels")
+    labels_plain = type(labels) is dict and all(
+        type(k) is str and type(v) is str for k, v in labels.items()
+    )
+    if fields_plain and labels_plain:
+        return {k: v for k, v in data.items() if v is not None}
+    return normalize(data)
+
+
+def alert_row(alert: Alert) -> tuple[str, str]:
+    """Return ``alert_digest(alert)`` and the JSON text of ``alert_record(alert)[1]``.
+
+    The fields' JSON is written once: it is hashed for the digest and, with the raw payload
+    appended as the last key (where ``Alert.to_dict`` puts it), it is the stored text.
+    """
+    fields = _alert_fields(alert)
+    body = dumps(fields)
+    digest = hashlib.sha256(body.encode()).hexdigest()
+    if _same_plain_map(alert.raw, fields):
+        # A payload in this project's own format repeats the fields, so its JSON is the same.
+        return digest, f'{body[:-1]},"raw":{body}}}'
+    raw = normalize(alert.raw, "$.raw")
+    if raw is None or raw is ABSENT:
+        return digest, body
+    if not fields:
+        return digest, dumps({"raw": raw})
+    # ``dumps`` is compact JSON, so the object's closing brace is its last character.
+    return digest, f'{body[:-1]},"raw":{dumps(raw)}}}'
+
+
+def _same_plain_map(raw: Any, fields: dict[str, Any]) -> bool:
+    """Return True when ``raw`` normalizes and serializes exactly as ``fields`` does.
+
+    ``fields`` holds only strings and maps of strings (``_alert_fields``), and only a string
+    equals a string, so equal maps with their keys in the same order give the same JSON once
+    the None values ``normalize`` drops are left out.
+    """
+    if type(raw) is not dict:
+        return False
+    present = {k: v for k, v in raw.items() if v is not None}
+    if present != fields or list(present) != list(fields):
+        return False
+    return all(
+        type(value) is str or (type(value) is dict and list(value) == list(fields[key]))
+        for key, value in present.items()
+    )
 
 
 def alert_record(alert: Alert) -> tuple[str, dict[str, Any]]:
@@ -110,7 +167,7 @@ def alert_record(alert: Alert) -> tuple[str, dict[str, Any]]:
     ``normalize`` do to the raw payload: NaN and infinities are dropped from maps and None in
     lists either way.
     """
-    document = normalize(alert.to_dict(include_raw=False))
+    document = _alert_fields(alert)
     digest = hashlib.sha256(dumps(document).encode()).hexdigest()
     raw = normalize(alert.raw, "$.raw")
     if raw is not None and raw is not ABSENT:

@@ -59,14 +59,13 @@ class SQLiteFeedMixin:
             # writes, so a repeat inside it sees the copy written before it.
             stored = self._stored_alerts(conn, keys)
             for ts, alert in zip(keys, alerts, strict=True):
-                digest, document = records.alert_record(alert)
+                digest, text = records.alert_row(alert)
                 row = stored.get(ts)
                 previous = Alert.from_dict(json.loads(row[1])) if row else None
                 decision = records.decide_upsert(previous, row[0] if row else None, alert, digest)
                 if not decision.write:
                     results.append(AlertUpsert(previous or alert, decision.change))
                     continue
-                text = dumps(document)
                 stored[ts] = (digest, text)
                 rows[ts] = (ALERT_FEED, ts, expiry, digest, text)
                 results.append(AlertUpsert(alert, decision.change))
