@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
 
-from opsforge_core.models import Alert, IncidentReport, IncidentSummary, MetricSeries
+from opsforge_core.models import Alert, IncidentReport, IncidentSummary, MetricSeries, json_safe
 from opsforge_core.store.codec import ABSENT, dumps, normalize, parse_sort_time, sort_time
 
 # A metric batch in the feed contains at most this many points (about 40 bytes each), so an
@@ -81,7 +81,26 @@ def summary_from_index(attrs: dict[str, Any]) -> IncidentSummary:
 
 
 def incident_document(report: IncidentReport) -> dict[str, Any]:
-    return normalize(report.to_dict())
+    """Return ``normalize(report.to_dict())``.
+
+    The alerts are most of a large incident (100,000 in a storm), so each is normalized
+    through ``_alert_fields`` instead of the general walk; the rest of the report is not.
+    """
+    rest = normalize(replace(report, alerts=[]).to_dict())
+    alerts = [_alert_document(alert) for alert in report.alerts]
+    # Rebuilt key by key so that "alerts" keeps its place in the JSON text.
+    return {key: alerts if key == "alerts" else value for key, value in rest.items()}
+
+
+def _alert_document(alert: Alert) -> dict[str, Any]:
+    """Return ``normalize(alert.to_dict())``, raw payload included."""
+    fields = _alert_fields(alert)
+    if alert.raw is None:
+        return fields
+    raw = normalize(json_safe(alert.raw), "$.raw")
+    if raw is None or raw is ABSENT:
+        return fields
+    return {**fields, "raw": raw}
 
 
 # -- alerts in the event feed ----------------------------------------------------------------
