@@ -108,9 +108,25 @@ def change_times(alerts: list[Alert]) -> dict[str, float]:
     """Return the latest change event (a deploy alert or a version label change) per service,
     as epoch seconds."""
     changes: dict[str, float] = {}
+    # A storm repeats a few alert names many times; each is matched once.
+    is_change: dict[str, bool] = {}
     for alert in alerts:
-        if not (CHANGE_ALERT.search(alert.name) or version_changed([alert])):
+        name = alert.name
+        if name not in is_change:
+            is_change[name] = CHANGE_ALERT.search(name) is not None
+        if not (is_change[name] or _relabelled(alert)):
             continue
         at = alert.starts_at.timestamp()
         changes[alert.service] = max(changes.get(alert.service, at), at)
     return changes
+
+
+def _relabelled(alert: Alert) -> bool:
+    """Return ``version_changed([alert])``: one alert carries one value per label, so only
+    its previous-version labels can show a change."""
+    labels = alert.labels
+    for label in VERSION_LABELS:
+        previous = labels.get(f"previous_{label}") or labels.get(f"old_{label}")
+        if previous and previous != labels.get(label):
+            return True
+    return False
