@@ -14,6 +14,7 @@ from typing import Any
 
 import streamlit as st
 
+from console._shared import env_key, get_simulator, get_store, simulator_enabled
 from opsforge_core.models import (
     Alert,
     IncidentReport,
@@ -23,7 +24,6 @@ from opsforge_core.models import (
     utcnow,
 )
 from opsforge_core.store.base import IncidentFilter
-from console._shared import env_key, get_simulator, get_store, simulator_enabled
 
 logger = logging.getLogger(__name__)
 

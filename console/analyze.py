@@ -6,9 +6,6 @@ import logging
 
 import streamlit as st
 
-from opsforge_core.models import IncidentReport
-from opsforge_core.topology import ServiceGraph
-from opsforge_core.views import count_by, escape_markdown
 from console._data import (
     AnalysisInput,
     forget_incident_pages,
@@ -19,6 +16,9 @@ from console._data import (
 )
 from console._report import render_report
 from console._shared import failure_shown, get_orchestrator, get_simulator, init_state, show_error
+from opsforge_core.models import IncidentReport
+from opsforge_core.topology import ServiceGraph
+from opsforge_core.views import count_by, escape_markdown
 
 logger = logging.getLogger(__name__)
 

@@ -6,11 +6,11 @@ import logging
 
 import streamlit as st
 
-from opsforge_core.models import SEVERITIES, IncidentReport, IncidentSummary, utcnow
-from opsforge_core.views import escape_markdown, incident_label, incident_rows
 from console._data import follow_pages, forget_incident_pages, incident_page, report_series
 from console._report import render_report
 from console._shared import failure_shown, get_orchestrator, get_store, init_state
+from opsforge_core.models import SEVERITIES, IncidentReport, IncidentSummary, utcnow
+from opsforge_core.views import escape_markdown, incident_label, incident_rows
 
 logger = logging.getLogger(__name__)
 

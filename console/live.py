@@ -13,6 +13,8 @@ from datetime import datetime
 
 import streamlit as st
 
+from console._data import load_feed, scenario_names
+from console._shared import DEFAULT_SPEED, failure_shown, get_simulator, init_state
 from opsforge_core.models import SEVERITIES, SEVERITY_RANK, Alert, MetricSeries
 from opsforge_core.views import (
     alert_rows,
@@ -22,8 +24,6 @@ from opsforge_core.views import (
     shorten,
     sort_alerts,
 )
-from console._data import load_feed, scenario_names
-from console._shared import DEFAULT_SPEED, failure_shown, get_simulator, init_state
 
 logger = logging.getLogger(__name__)
 

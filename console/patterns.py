@@ -7,6 +7,8 @@ from collections.abc import Callable
 
 import streamlit as st
 
+from console._data import follow_pages
+from console._shared import env_key, failure_shown, get_store, init_state
 from opsforge_core.models import KnowledgeItem, Pattern
 from opsforge_core.views import (
     escape_markdown,
@@ -15,8 +17,6 @@ from opsforge_core.views import (
     pattern_rows,
     table_info_rows,
 )
-from console._data import follow_pages
-from console._shared import env_key, failure_shown, get_store, init_state
 
 logger = logging.getLogger(__name__)
 

@@ -7,8 +7,8 @@ import os
 
 import streamlit as st
 
-from opsforge_core.views import escape_markdown, settings_rows
 from console._shared import current_settings, failure_shown, fix_for, get_store
+from opsforge_core.views import escape_markdown, settings_rows
 
 logger = logging.getLogger(__name__)
 
