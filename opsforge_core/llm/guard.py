@@ -46,9 +46,14 @@ def _alert_texts(alert: Alert) -> list[tuple[str, str]]:
 def injection_flags(alerts: list[Alert]) -> list[str]:
     """Return one flag per alert whose text tries to instruct the model, naming the field."""
     flags: list[str] = []
+    # An alert storm repeats the same few texts thousands of times; search each text once.
+    searched: dict[str, re.Match[str] | None] = {}
     for alert in alerts:
         for field_name, text in _alert_texts(alert):
-            match = _INJECTION.search(text or "")
+            text = text or ""
+            if text not in searched:
+                searched[text] = _INJECTION.search(text)
+            match = searched[text]
             if match:
                 phrase = " ".join(match.group(0).split())[:80]
                 flags.append(
