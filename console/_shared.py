@@ -96,7 +96,7 @@ def _start_simulator(key: tuple[tuple[str, str], ...]) -> Any:
 
     simulator = LiveSimulator(_open_store(key), speed=_simulator_speed())
     simulator.start()
-    logger.info("live simulator started at speed %s", simulator.status())
+    logger.info("live simulator started at speed %s", simulator.status().get("speed"))
     return simulator
 
 

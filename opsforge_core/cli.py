@@ -84,8 +84,11 @@ def _load_input(path: Path) -> dict[str, Any]:
     if path.is_dir():
         from opsforge_core import petshop
 
-        if not (path / "metrics.csv").is_file():
-            raise IngestError(str(path), "folder has no metrics.csv; give a PetShop issue folder")
+        for name in ("metrics.csv", "target.json"):
+            if not (path / name).is_file():
+                raise IngestError(
+                    str(path), f"folder has no {name}; give a PetShop issue folder (issue_N)"
+                )
         series, graph, symptom, truth = petshop.load_issue(path)
         # An issue holds only a few rows around the symptom; the detector needs a baseline,
         # so the scenario's normal-operation rows are prepended as history, as the benchmark

@@ -118,7 +118,11 @@ def learn_feedback(
 ) -> None:
     """Teach the pattern library and the root-cause agent from an operator's verdict."""
     if report.pattern_id:
-        store.add_pattern_feedback(report.pattern_id, correct, None if correct else root_cause)
+        pattern = store.add_pattern_feedback(
+            report.pattern_id, correct, None if correct else root_cause
+        )
+        if not correct and root_cause:
+            _retarget_fix(store, pattern, root_cause)
     value = {
         "incident_id": report.incident_id,
         "diagnosed": report.synthesis.root_cause,
@@ -127,6 +131,17 @@ def learn_feedback(
     }
     key = f"feedback:{report.pattern_id or report.incident_id}"
     store.put_knowledge(KnowledgeItem("rootcause", key, value, utcnow()))
+
+
+def _retarget_fix(store: Store, pattern: Pattern, root_cause: str) -> None:
+    """Point a corrected pattern's fix at its new root cause, so no stale advice remains."""
+    from opsforge_core.llm.runbooks import actions_for
+
+    # NOTE: a whole-item write; an occurrence counted between the feedback update and this
+    # write would be lost. Feedback is rare and operator-driven, so the window is small.
+    current = store.get_pattern(pattern.pattern_id) or pattern
+    current.fix = actions_for(current.fault_kind or "unknown", root_cause)[0]
+    store.put_pattern(current)
 
 
 def _update_stats(store: Store, result: AgentResult) -> None:

@@ -108,3 +108,13 @@ def test_analyze_unknown_agent_is_clear_error(tmp_path: Path, events_dir: Path) 
     assert result.returncode == 1
     assert "unknown agent" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_analyze_folder_without_target_is_clear_error(tmp_path: Path) -> None:
+    folder = tmp_path / "noissue"
+    folder.mkdir()
+    (folder / "metrics.csv").write_text("microservice,a\nmetric,latency\nstatistic,Average\n")
+    result = _cli(tmp_path, "analyze", str(folder))
+    assert result.returncode == 2
+    assert "no target.json" in result.stderr
+    assert "Traceback" not in result.stderr

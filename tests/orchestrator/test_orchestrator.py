@@ -150,7 +150,9 @@ def test_corrected_root_cause_is_used_next_time(orchestrator: Orchestrator) -> N
     ranking = report.result("rootcause").findings["ranking"]
     other = next(r["service"] for r in ranking if r["service"] != report.synthesis.root_cause)
     orchestrator.give_feedback(report.incident_id, correct=False, root_cause=other)
-    assert orchestrator.store.get_pattern(report.pattern_id).root_cause == other
+    corrected = orchestrator.store.get_pattern(report.pattern_id)
+    assert corrected.root_cause == other
+    assert other in corrected.fix
 
     _, again = _run(orchestrator, "network_latency")
     assert again.pattern_id == report.pattern_id
