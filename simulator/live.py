@@ -136,13 +136,15 @@ class LiveSimulator:
         logger.info("live simulator speed set to %.1fx", checked)
 
     def inject(
-        self, scenario_name: str, root: str | None = None, duration_minutes: float = 60.0
+        self, scenario_name: str, root: str | None = None, duration_minutes: float = 240.0
     ) -> dict[str, Any]:
         """Start a fault now (in simulated time) and return its ground truth.
 
-        The fault lasts ``duration_minutes`` of simulated time, then its symptoms stop and
-        its alerts resolve. A new injection replaces a running one. Raise ``KeyError`` for an
-        unknown scenario or root service.
+        The fault lasts ``duration_minutes`` of simulated time, then its symptoms stop and its
+        alerts resolve. The default of 4 hours gives an operator 4 real minutes at the
+        console's 60x speed to analyze the fault while it is active, and gives slow faults
+        such as a filling disk time to show. A new injection replaces a running one. Raise
+        ``KeyError`` for an unknown scenario or root service.
         """
         scenario = get_scenario(scenario_name)
         if root is not None and root not in scenario.roots:
