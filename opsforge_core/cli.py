@@ -90,9 +90,8 @@ def _load_input(path: Path) -> dict[str, Any]:
                     str(path), f"folder has no {name}; give a PetShop issue folder (issue_N)"
                 )
         series, graph, symptom, truth = petshop.load_issue(path)
-        # An issue holds only a few rows around the symptom; the detector needs a baseline,
-        # so the scenario's normal-operation rows are prepended as history, as the benchmark
-        # does.
+        # An issue contains only a few rows around the symptom, too few for a baseline. So the
+        # scenario's normal-operation rows are prepended as history, as the benchmark does.
         normal, source = petshop.normal_for(path.parent.parent)
         if normal is None:
             print(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from opsforge_core.errors import ConfigError
 
 # Bedrock serves current Claude models on demand only through an inference profile (the "us."
-# prefix); the Anthropic provider turns this id into the API's model name.
+# prefix). The Anthropic provider turns this id into the API's model name.
 DEFAULT_MODEL_ID = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 
 # USD per million tokens (input, output), by substring of the model id. Estimates for the cost

@@ -40,11 +40,11 @@ class ServiceGraph:
         return {caller for caller, callees in self.edges.items() if service in callees}
 
     def downstream(self, service: str) -> set[str]:
-        """Every service reachable from ``service`` along dependency edges (excluding it)."""
+        """Return every service reachable from ``service`` along dependency edges, except itself."""
         return self._reach(service, self.dependencies)
 
     def upstream(self, service: str) -> set[str]:
-        """Every service that depends on ``service``, directly or not (excluding it)."""
+        """Return every service that depends on ``service``, directly or not, except itself."""
         return self._reach(service, self.dependents)
 
     def _reach(self, start: str, step) -> set[str]:

@@ -13,7 +13,7 @@ from typing import Any
 
 from opsforge_core.config import Settings
 from opsforge_core.errors import LLMError
-from opsforge_core.llm.base import Completion, LLMProvider, TextCallback
+from opsforge_core.llm.base import Completion, LLMProvider, TextCallback, malformed_reply
 
 logger = logging.getLogger(__name__)
 
@@ -98,10 +98,7 @@ class AnthropicProvider(LLMProvider):
         except LLMError:
             raise
         except Exception as exc:  # noqa: BLE001 - a malformed body or event stream
-            raise LLMError(
-                f"{self._where()}: malformed response: {type(exc).__name__}: {exc}",
-                retryable=True,
-            ) from exc
+            raise malformed_reply(self._where(), exc) from exc
         return self._completion(message)
 
     def _stream(self, params: dict[str, Any], on_text: TextCallback) -> Any:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from opsforge_core.errors import LLMError
 from opsforge_core.models import AgentResult, Alert, Pattern
 
 TextCallback = Callable[[str], None]
@@ -68,3 +69,12 @@ class LLMProvider(ABC):
 
     def check(self) -> None:  # noqa: B027 - optional hook
         """Raise ``LLMError`` with the fix when the provider is not usable; default: usable."""
+
+
+def malformed_reply(where: str, exc: Exception) -> LLMError:
+    """Return the retryable error for a reply that is neither an answer nor an API error.
+
+    A proxy's HTML page or a broken event stream surfaces from the SDKs as a decoding error of
+    any type; naming the provider here keeps it inside the retry layer and the fallback reason.
+    """
+    return LLMError(f"{where}: malformed response: {type(exc).__name__}: {exc}", retryable=True)

@@ -25,7 +25,7 @@ from botocore.exceptions import (
 
 from opsforge_core.config import Settings
 from opsforge_core.errors import LLMError
-from opsforge_core.llm.base import Completion, LLMProvider, TextCallback
+from opsforge_core.llm.base import Completion, LLMProvider, TextCallback, malformed_reply
 
 logger = logging.getLogger(__name__)
 
@@ -157,10 +157,7 @@ class BedrockProvider(LLMProvider):
         except LLMError:
             raise
         except Exception as exc:  # noqa: BLE001 - a malformed body or event stream
-            raise LLMError(
-                f"{self._where()}: malformed response: {type(exc).__name__}: {exc}",
-                retryable=True,
-            ) from exc
+            raise malformed_reply(self._where(), exc) from exc
 
     def _invoke(self, body: str) -> Completion:
         response = self.client.invoke_model(
