@@ -26,6 +26,7 @@ from opsforge_core.models import (
     KnowledgeItem,
     MetricSeries,
     Pattern,
+    iso,
 )
 
 T = TypeVar("T")
@@ -34,6 +35,19 @@ T = TypeVar("T")
 # of the same alert lands on the same item.
 ALERT_FEED = "alerts"
 METRIC_FEED = "metrics"
+
+# Fields of each tuple that ``Store.recent_alert_rows`` returns, in order. Times are ISO 8601
+# UTC text as ``Alert.to_dict`` writes them; ``ends_at`` is None while an alert is firing.
+ALERT_ROW_FIELDS = (
+    "fingerprint",
+    "name",
+    "service",
+    "severity",
+    "status",
+    "summary",
+    "starts_at",
+    "ends_at",
+)
 
 
 @dataclass(slots=True)
@@ -209,6 +223,35 @@ class Store(ABC):
         cursor: str | None = None,
     ) -> Page[Alert]:
         """Alerts from the feed, newest start time first."""
+
+    def recent_alert_rows(
+        self,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int = 1000,
+        cursor: str | None = None,
+    ) -> Page[tuple[str | None, ...]]:
+        """Alerts from the feed as tuples of ``ALERT_ROW_FIELDS``, newest start time first.
+
+        The window, page size and cursor work as in ``recent_alerts``. This default reads whole
+        alerts; a backend can override it to read only these fields, for lists that show no
+        labels, description or raw payload.
+        """
+        page = self.recent_alerts(since=since, until=until, limit=limit, cursor=cursor)
+        rows = [
+            (
+                a.fingerprint,
+                a.name,
+                a.service,
+                a.severity,
+                a.status,
+                a.summary,
+                iso(a.starts_at),
+                iso(a.ends_at),
+            )
+            for a in page.items
+        ]
+        return Page(rows, page.cursor)
 
     @abstractmethod
     def append_metrics(self, series: list[MetricSeries]) -> int:
