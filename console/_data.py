@@ -58,15 +58,16 @@ def feed_end() -> datetime:
     return max(now, simulator.clock)
 
 
-def _rounded(moment: datetime) -> datetime:
-    # Windows ending within one refresh interval share one cache entry.
+def rounded_end(moment: datetime) -> datetime:
+    """Round ``moment`` down to a whole refresh interval.
+
+    Windows that end within one interval then share one cache entry.
+    """
     return moment - timedelta(seconds=moment.timestamp() % FEED_TTL_SECONDS)
 
 
 @st.cache_data(ttl=FEED_TTL_SECONDS, show_spinner=False, max_entries=8)
 def _feed(key: tuple[tuple[str, str], ...], minutes: int, end: datetime) -> dict[str, Any]:
-    # One cache entry contains the alerts, series and their anomaly scan, because every read of
-    # an entry unpickles it whole (about 0.2 s for 10,000 alerts).
     store = get_store()
     since = end - timedelta(minutes=minutes)
     alerts: list[Alert] = []
@@ -82,12 +83,12 @@ def _feed(key: tuple[tuple[str, str], ...], minutes: int, end: datetime) -> dict
         "alerts": alerts[:MAX_FEED_ALERTS],
         "cut": cursor is not None or len(alerts) > MAX_FEED_ALERTS,
         "series": series,
-        "anomalies": _scan(series),
         "end": end,
     }
 
 
-def _scan(series: list[MetricSeries]) -> dict[str, dict]:
+def scan_series(series: list[MetricSeries]) -> dict[str, dict]:
+    """Run the PredictiveOps detector on each series; return its verdicts as dicts by key."""
     from opsforge_core.agents.base import AnalysisContext
     from opsforge_core.agents.detect import scan_all
 
@@ -98,14 +99,12 @@ def _scan(series: list[MetricSeries]) -> dict[str, dict]:
 
 
 def load_feed(minutes: int, end: datetime | None = None) -> dict[str, Any]:
-    """Read the feed's alerts (newest first, at most ``MAX_FEED_ALERTS``) and metrics.
+    """Read the feed's whole alerts (newest first, at most ``MAX_FEED_ALERTS``) and metrics.
 
-    The result also contains ``anomalies``: the PredictiveOps detector's verdict on each series,
-    as dicts by series key. The window is the ``minutes`` before ``end`` (default
-    ``feed_end()``), cut to whole refresh intervals so that reruns within one interval reuse
-    the cached read.
+    The window is the ``minutes`` before ``end`` (default ``feed_end()``), cut to whole
+    refresh intervals so that reruns within one interval reuse the cached read.
     """
-    return _feed(env_key(), minutes, _rounded(end or feed_end()))
+    return _feed(env_key(), minutes, rounded_end(end or feed_end()))
 
 
 def scenario_names() -> list[str]:

@@ -11,18 +11,26 @@ import hashlib
 import logging
 from datetime import datetime
 
+import pandas as pd
 import streamlit as st
 
-from console._data import load_feed, scenario_names
+from console._data import scenario_names
+from console._live_feed import (
+    FeedAlert,
+    feed_alerts,
+    filter_alerts,
+    load_live_feed,
+    read_feed_alert,
+    worst_firing,
+)
 from console._shared import DEFAULT_SPEED, failure_shown, get_simulator, init_state
-from opsforge_core.models import SEVERITIES, SEVERITY_RANK, Alert, MetricSeries
+from opsforge_core.models import SEVERITIES, SEVERITY_RANK, MetricSeries
 from opsforge_core.views import (
     alert_rows,
     escape_markdown,
     paginate,
     service_figure,
     shorten,
-    sort_alerts,
 )
 
 logger = logging.getLogger(__name__)
@@ -105,9 +113,9 @@ def live_feed(minutes: int) -> None:
     with failure_shown("Reading the simulator's state"):
         simulator_state()
     with failure_shown("Reading the event feed"):
-        feed = load_feed(minutes)
+        feed = load_live_feed(minutes)
         anomalies = feed["anomalies"]
-        alerts: list[Alert] = feed["alerts"]
+        alerts: pd.DataFrame = feed["alerts"]
         series: list[MetricSeries] = feed["series"]
         _summary(alerts, series, feed, anomalies)
         services = _service_picker(alerts, series)
@@ -116,22 +124,22 @@ def live_feed(minutes: int) -> None:
                 service,
                 [s for s in series if s.service == service],
                 anomalies,
-                [a for a in alerts if a.service == service],
+                feed_alerts(alerts[alerts["service"].eq(service)]),
             )
             st.plotly_chart(figure, key=f"live-chart-{service}")
         _alert_table(alerts, feed["end"])
 
 
 def _summary(
-    alerts: list[Alert], series: list[MetricSeries], feed: dict, anomalies: dict[str, dict]
+    alerts: pd.DataFrame, series: list[MetricSeries], feed: dict, anomalies: dict[str, dict]
 ) -> None:
-    firing = [a for a in alerts if a.status == "firing"]
-    severe = [a for a in firing if SEVERITY_RANK.get(a.severity, 0) >= SEVERITY_RANK["high"]]
+    firing = alerts["status"].eq("firing")
+    severe = firing & alerts["rank"].ge(SEVERITY_RANK["high"])
     anomalous = sum(1 for a in anomalies.values() if a.get("status") == "anomalous")
     cols = st.columns(5)
     cols[0].metric("Alerts in window", f"{len(alerts):,}{'+' if feed['cut'] else ''}")
-    cols[1].metric("Firing", f"{len(firing):,}")
-    cols[2].metric("Firing high or critical", f"{len(severe):,}")
+    cols[1].metric("Firing", f"{int(firing.sum()):,}")
+    cols[2].metric("Firing high or critical", f"{int(severe.sum()):,}")
     cols[3].metric("Series", f"{len(series):,}")
     cols[4].metric("Anomalous series", f"{anomalous:,}")
     st.caption(
@@ -140,11 +148,8 @@ def _summary(
     )
 
 
-def _service_picker(alerts: list[Alert], series: list[MetricSeries]) -> list[str]:
-    worst: dict[str, int] = {}
-    for alert in alerts:
-        if alert.status == "firing":
-            worst[alert.service] = max(worst.get(alert.service, -1), SEVERITY_RANK[alert.severity])
+def _service_picker(alerts: pd.DataFrame, series: list[MetricSeries]) -> list[str]:
+    worst = worst_firing(alerts)
     services = sorted(
         {s.service for s in series} | set(worst), key=lambda s: (-worst.get(s, -1), s)
     )
@@ -160,29 +165,29 @@ def _service_picker(alerts: list[Alert], series: list[MetricSeries]) -> list[str
     )
 
 
-def _alert_table(alerts: list[Alert], now: datetime) -> None:
+def _alert_table(alerts: pd.DataFrame, now: datetime) -> None:
     """Draw the paged alert table; ages count to ``now``, the end of the feed window."""
     st.markdown("#### Alerts")
     left, right = st.columns([3, 1])
     severities = left.multiselect("Severity", SEVERITIES, key="live-severity")
     only_firing = right.toggle("Firing only", key="live-firing")
-    shown = [a for a in alerts if (not severities or a.severity in severities)]
-    if only_firing:
-        shown = [a for a in shown if a.status == "firing"]
+    # The frame is in the table's order already, so a filtered slice needs no sorting.
+    shown = filter_alerts(alerts, severities, only_firing)
     pages = max(1, -(-len(shown) // PAGE_SIZE))
     # The page count shrinks when a filter narrows the table; keep the stored page in range.
     st.session_state["live-page"] = min(int(st.session_state.get("live-page", 1)), pages)
     number = st.number_input(
         f"Page (of {pages})", min_value=1, max_value=pages, step=1, key="live-page"
     )
-    page = paginate(sort_alerts(shown), int(number), PAGE_SIZE)
-    st.dataframe(alert_rows(page.rows, now), hide_index=True, key="live-alerts")
+    page = paginate(range(len(shown)), int(number), PAGE_SIZE)
+    rows = feed_alerts(shown.iloc[page.rows])
+    st.dataframe(alert_rows(rows, now), hide_index=True, key="live-alerts")
     st.caption(f"{page.total:,} alerts match; page {page.number} of {page.count}.")
-    if page.rows:
-        _alert_details(page.rows)
+    if rows:
+        _alert_details(rows)
 
 
-def _alert_details(alerts: list[Alert]) -> None:
+def _alert_details(alerts: list[FeedAlert]) -> None:
     """Show one alert's whole record, labels and raw payload included, as JSON."""
     by_key = {f"{a.fingerprint}@{a.starts_at.timestamp()}": a for a in alerts}
     # The feed moves on between refreshes. A key derived from the rows on the page gives a new
@@ -197,7 +202,11 @@ def _alert_details(alerts: list[Alert]) -> None:
         ),
         key=f"live-alert-{digest}",
     )
-    st.json(by_key[chosen].to_dict(include_raw=True), expanded=1)
+    alert = read_feed_alert(by_key[chosen])
+    if alert is None:
+        st.info("This alert is no longer in the feed: it expired or the feed was cleared.")
+        return
+    st.json(alert.to_dict(include_raw=True), expanded=1)
 
 
 st.title("Live")
