@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from opsforge_core.models import SEVERITY_RANK, Alert, MetricSeries
+from opsforge_core.models import SEVERITY_RANK, MetricSeries
+from opsforge_core.views.tables import AlertFields
 from opsforge_core.views.text import shorten
 
 # Points per figure. Traces are SVG, not WebGL: at this size SVG draws fast, and a browser
@@ -129,33 +129,34 @@ def _anomaly_marks(series: MetricSeries, anomaly: Mapping[str, Any]) -> list[tup
     return marks
 
 
-def _alert_strip(alerts: Sequence[Alert], budget: int) -> go.Scatter:
+def _alert_strip(alerts: Sequence[AlertFields], budget: int) -> dict[str, Any]:
     """Build the alert-start markers, one row per severity, thinned to ``budget`` points."""
     ordered = sorted(alerts, key=lambda a: a.starts_at)
     if len(ordered) > budget:
         step = len(ordered) / budget
         ordered = [ordered[int(i * step)] for i in range(budget)]
-    return go.Scatter(
-        x=to_datetime64(np.array([a.starts_at.timestamp() for a in ordered])),
-        y=[a.severity for a in ordered],
-        mode="markers",
-        marker={
+    return {
+        "type": "scatter",
+        "x": to_datetime64(np.array([a.starts_at.timestamp() for a in ordered])),
+        "y": [a.severity for a in ordered],
+        "mode": "markers",
+        "marker": {
             "symbol": "triangle-down",
             "size": 9,
             "color": [SEVERITY_COLORS.get(a.severity, "#7f7f7f") for a in ordered],
         },
-        text=[plain(f"{a.name} ({a.status}): {shorten(a.summary, 80)}") for a in ordered],
-        hovertemplate="%{x|%H:%M:%S} UTC<br>%{text}<extra>alert start</extra>",
-        name="alert starts",
-        showlegend=False,
-    )
+        "text": [plain(f"{a.name} ({a.status}): {shorten(a.summary, 80)}") for a in ordered],
+        "hovertemplate": "%{x|%H:%M:%S} UTC<br>%{text}<extra>alert start</extra>",
+        "name": "alert starts",
+        "showlegend": False,
+    }
 
 
 def service_figure(
     service: str,
     series: Sequence[MetricSeries],
     anomalies: Mapping[str, Mapping[str, Any]] | None = None,
-    alerts: Sequence[Alert] = (),
+    alerts: Sequence[AlertFields] = (),
     max_points: int = MAX_POINTS,
 ) -> go.Figure:
     """Draw every metric of one service on a shared UTC time axis.
@@ -170,73 +171,116 @@ def service_figure(
     titles = ["alert starts"] + [
         plain(f"{s.metric} ({s.unit})" if s.unit else s.metric) for s in ordered
     ]
-    figure = make_subplots(
-        rows=rows,
-        cols=1,
-        shared_xaxes=True,
-        vertical_spacing=min(0.06, 0.3 / rows),
-        subplot_titles=titles,
-        row_heights=[0.5] + [1.0] * len(ordered),
-    )
+    layout = stacked_layout(titles, [0.5] + [1.0] * len(ordered), min(0.06, 0.3 / rows))
+    traces: list[dict[str, Any]] = []
     alert_budget = min(len(alerts), max_points // 5)
     if alerts:
-        figure.add_trace(_alert_strip(alerts, alert_budget), row=1, col=1)
+        traces.append(_on_row(_alert_strip(alerts, alert_budget), 1))
     marks = {s.key: _anomaly_marks(s, anomalies.get(s.key, {})) for s in ordered}
     mark_count = sum(len(m) for m in marks.values())
     per_series = max(2, (max_points - alert_budget - mark_count) // max(1, len(ordered)))
     for row, item in enumerate(ordered, start=2):
         x, y = downsample_minmax(item.timestamps, item.values, per_series)
-        figure.add_trace(
-            go.Scatter(
-                x=to_datetime64(x),
-                y=y,
-                mode="lines",
-                name=plain(item.metric),
-                line={"width": 1.4},
-                showlegend=False,
-                hovertemplate="%{x|%Y-%m-%d %H:%M:%S} UTC<br>%{y:.4g}<extra></extra>",
-            ),
-            row=row,
-            col=1,
-        )
-        _add_marks(figure, item, marks[item.key], row)
-    figure.update_yaxes(
-        row=1, col=1, categoryorder="array", categoryarray=_severity_order(), fixedrange=True
-    )
-    figure.update_xaxes(title_text=TIME_AXIS_TITLE, row=rows, col=1)
-    figure.update_layout(
-        title=plain(service),
+        line = {
+            "type": "scatter",
+            "x": to_datetime64(x),
+            "y": y,
+            "mode": "lines",
+            "name": plain(item.metric),
+            "line": {"width": 1.4},
+            "showlegend": False,
+            "hovertemplate": "%{x|%Y-%m-%d %H:%M:%S} UTC<br>%{y:.4g}<extra></extra>",
+        }
+        traces.append(_on_row(line, row))
+        if marks[item.key]:
+            traces.append(_on_row(_mark_trace(item, marks[item.key]), row))
+    layout["yaxis"].update(categoryorder="array", categoryarray=_severity_order(), fixedrange=True)
+    layout[_axis_name("x", rows)]["title"] = {"text": TIME_AXIS_TITLE}
+    layout.update(
+        title={"text": plain(service)},
         height=110 + 150 * len(ordered),
         margin={"l": 50, "r": 20, "t": 60, "b": 40},
         hovermode="closest",
     )
-    return figure
+    # One validated construction: building with make_subplots and add_trace validates the
+    # layout again on every call and took about three times as long.
+    return go.Figure(data=traces, layout=layout)
+
+
+def _axis_name(letter: str, row: int) -> str:
+    return f"{letter}axis" if row == 1 else f"{letter}axis{row}"
+
+
+def _on_row(trace: dict[str, Any], row: int) -> dict[str, Any]:
+    trace["xaxis"] = "x" if row == 1 else f"x{row}"
+    trace["yaxis"] = "y" if row == 1 else f"y{row}"
+    return trace
+
+
+def stacked_layout(titles: Sequence[str], heights: Sequence[float], spacing: float) -> dict:
+    """Build the layout of one column of rows that share the bottom row's time axis.
+
+    It matches what ``plotly.subplots.make_subplots(rows, 1, shared_xaxes=True,
+    vertical_spacing=spacing, subplot_titles=titles, row_heights=heights)`` builds in Plotly
+    5 and 6, as a plain dict. ``titles`` and ``heights`` are listed from the top row down.
+    """
+    rows = len(heights)
+    total = float(sum(heights))
+    # Plotly lays the rows out from the bottom up, so the sums run in that order.
+    upward = [(1.0 - spacing * (rows - 1)) * (h / total) for h in reversed(heights)]
+    layout: dict[str, Any] = {"annotations": []}
+    for row in range(1, rows + 1):
+        below = rows - row
+        low = _clamp(sum(upward[:below]) + below * spacing)
+        high = _clamp(low + upward[below])
+        xaxis: dict[str, Any] = {"anchor": "y" if row == 1 else f"y{row}", "domain": [0.0, 1.0]}
+        if row < rows:
+            xaxis.update(matches=f"x{rows}", showticklabels=False)
+        layout[_axis_name("x", row)] = xaxis
+        layout[_axis_name("y", row)] = {
+            "anchor": "x" if row == 1 else f"x{row}",
+            "domain": [low, high],
+        }
+        if titles[row - 1]:
+            layout["annotations"].append(_title_annotation(titles[row - 1], high))
+    return layout
+
+
+def _clamp(value: float) -> float:
+    # Float sums can end a hair outside the page; Plotly rounds those to the edge too.
+    return min(max(value, 0.0), 1.0)
+
+
+def _title_annotation(text: str, top: float) -> dict[str, Any]:
+    return {
+        "font": {"size": 16},
+        "showarrow": False,
+        "text": text,
+        "x": 0.5,
+        "xanchor": "center",
+        "xref": "paper",
+        "y": top,
+        "yanchor": "bottom",
+        "yref": "paper",
+    }
 
 
 def _severity_order() -> list[str]:
     return sorted(SEVERITY_RANK, key=SEVERITY_RANK.__getitem__)
 
 
-def _add_marks(
-    figure: go.Figure, series: MetricSeries, marks: list[tuple[float, str]], row: int
-) -> None:
-    if not marks:
-        return
-    values = [_nearest_value(series, ts) for ts, _ in marks]
-    figure.add_trace(
-        go.Scatter(
-            x=to_datetime64(np.array([ts for ts, _ in marks])),
-            y=values,
-            mode="markers",
-            marker={"symbol": "x", "size": 12, "color": "#d62728", "line": {"width": 2}},
-            text=[label for _, label in marks],
-            hovertemplate="anomaly %{text}<br>%{x|%Y-%m-%d %H:%M:%S} UTC<extra></extra>",
-            name="anomaly",
-            showlegend=False,
-        ),
-        row=row,
-        col=1,
-    )
+def _mark_trace(series: MetricSeries, marks: list[tuple[float, str]]) -> dict[str, Any]:
+    return {
+        "type": "scatter",
+        "x": to_datetime64(np.array([ts for ts, _ in marks])),
+        "y": [_nearest_value(series, ts) for ts, _ in marks],
+        "mode": "markers",
+        "marker": {"symbol": "x", "size": 12, "color": "#d62728", "line": {"width": 2}},
+        "text": [label for _, label in marks],
+        "hovertemplate": "anomaly %{text}<br>%{x|%Y-%m-%d %H:%M:%S} UTC<extra></extra>",
+        "name": "anomaly",
+        "showlegend": False,
+    }
 
 
 def anomaly_figure(

@@ -11,12 +11,33 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from opsforge_core.models import SEVERITY_RANK, Alert, IncidentSummary, KnowledgeItem, Pattern
 from opsforge_core.views.text import format_duration, mask_secret, shorten
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+
+
+class AlertFields(Protocol):
+    """The alert fields that tables and charts show; ``Alert`` has them all."""
+
+    @property
+    def fingerprint(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def service(self) -> str: ...
+    @property
+    def severity(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def starts_at(self) -> datetime: ...
+    @property
+    def ends_at(self) -> datetime | None: ...
 
 
 def format_time(value: datetime | None) -> str:
@@ -38,7 +59,7 @@ def sort_alerts(alerts: Sequence[Alert]) -> list[Alert]:
     )
 
 
-def alert_rows(alerts: Sequence[Alert], now: datetime) -> list[dict[str, Any]]:
+def alert_rows(alerts: Sequence[AlertFields], now: datetime) -> list[dict[str, Any]]:
     """Build one row per alert; ``age`` counts from the start to ``now`` (or to the end)."""
     rows = []
     for alert in alerts:
