@@ -13,14 +13,18 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from opsforge_core.errors import IngestError
 from opsforge_core.ingest.limits import IngestLimits, LimitExceededError
+from opsforge_core.ingest.timestamps import MAX_AHEAD
 from opsforge_core.models import SEVERITIES, Alert, IngestBatch, Rejection, utcnow
 
 ALERT_SOURCES = ("simulator", "alertmanager", "cloudwatch", "api", "pagerduty", "sns")
 ALERT_STATUSES = ("firing", "resolved")
+# Types that ``check_nesting`` counts as a level of nesting.
+_CONTAINERS = (dict, list, tuple)
 
 # Severity words of common senders, lower-cased, mapped onto OpsForge's four levels.
 SEVERITY_WORDS: dict[str, str] = {
@@ -59,6 +63,26 @@ class ParseContext:
     # Parses a payload embedded in another (a list element, an SNS message, a request body).
     # Set by the dispatcher, so sender modules need not import it.
     parse_embedded: Callable[[Any, str], IngestBatch] | None = None
+    # Original records whose every string a parser has already checked for unpaired
+    # surrogates, by id. The record itself is the value, so its id cannot be reused while
+    # the context lives.
+    unicode_checked: dict[int, Any] = field(default_factory=dict)
+
+    @cached_property
+    def latest_time(self) -> datetime:
+        """Latest accepted timestamp: one day after ``received_at``."""
+        return self.received_at + MAX_AHEAD
+
+    def mark_unicode_checked(self, record: Any) -> None:
+        """Record that ``record`` holds no unpaired surrogate, so ``repair_raw`` skips it."""
+        self.unicode_checked[id(record)] = record
+
+    def repair_raw(self, batch: IngestBatch) -> IngestBatch:
+        """Repair unpaired surrogates in every kept original record, whatever parser kept it."""
+        for alert in batch.alerts:
+            if self.unicode_checked.get(id(alert.raw)) is not alert.raw:
+                alert.raw = valid_unicode(alert.raw)
+        return batch
 
     def embedded(self, document: Any, path: str) -> IngestBatch:
         """Parse a payload carried inside another one, through the dispatcher."""
@@ -151,11 +175,35 @@ def text(
         if required:
             raise IngestError(join(path, key), "is missing; send a non-empty string")
         return ""
+    if type(value) is str and is_valid_text(value, limits.max_string_length, required):
+        return value  # the common case, without building the field path
     return check_text(value, join(path, key), limits, required=required)
+
+
+def is_valid_text(value: str, max_length: int, required: bool) -> bool:
+    """Return whether ``check_text`` accepts the string ``value`` as it is.
+
+    Parsers call this first and ``check_text`` only for a string it declines, so the field
+    path of the error message is built only when there is an error.
+    """
+    if len(value) > max_length or (required and (not value or value.isspace())):
+        return False
+    # ASCII text cannot hold a surrogate, and checking that is much cheaper than encoding.
+    return value.isascii() or _encodes(value)
+
+
+def _encodes(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def check_text(value: Any, path: str, limits: IngestLimits, *, required: bool = True) -> str:
     """Validate one string: its type, its length and that it is valid Unicode."""
+    if type(value) is str and is_valid_text(value, limits.max_string_length, required):
+        return value
     if not isinstance(value, str):
         raise IngestError(path, f"must be a string, not {_json_type(value)}")
     if required and not value.strip():
@@ -182,6 +230,8 @@ def labels_of(value: Any, path: str, limits: IngestLimits) -> dict[str, str]:
         raise IngestError(
             path, f"has {len(mapping)} labels, more than the limit of {limits.max_labels}"
         )
+    if _plain_labels(mapping, limits.max_string_length):
+        return dict(mapping)
     labels: dict[str, str] = {}
     for key, item in mapping.items():
         check_text(key, f"{path} key {preview(key)}", limits)
@@ -194,6 +244,28 @@ def labels_of(value: Any, path: str, limits: IngestLimits) -> dict[str, str]:
             item = _number_text(item, item_path)
         labels[key] = check_text(item, item_path, limits, required=False)
     return labels
+
+
+def _plain_labels(mapping: dict[Any, Any], max_length: int) -> bool:
+    """Return whether every key and value is a string that ``check_text`` accepts as it is.
+
+    Such a map is most label maps, and ``labels_of`` then copies it without the per-label
+    checks and field paths; any other map takes the full loop, which names the failing label.
+    """
+    try:
+        keys, values = "".join(mapping), "".join(mapping.values())
+    except TypeError:  # a key or value that is not a string
+        return False
+    # Each string is no longer than all of them together, so the loops over lengths run only
+    # for a map with long text.
+    if len(keys) > max_length and max(map(len, mapping)) > max_length:
+        return False
+    if len(values) > max_length and max(map(len, mapping.values())) > max_length:
+        return False
+    if not all(mapping) or any(map(str.isspace, mapping)):  # an empty or blank key
+        return False
+    # One encode for all the text: a surrogate in any key or value makes it fail.
+    return (keys.isascii() or _encodes(keys)) and (values.isascii() or _encodes(values))
 
 
 def _number_text(number: int | float, path: str) -> str:
@@ -251,20 +323,22 @@ def check_nesting(value: Any, path: str, limits: IngestLimits) -> None:
 
     Iterative, so a hostile document cannot exhaust the interpreter's recursion limit.
     """
-    if not isinstance(value, (dict, list, tuple)):
-        return
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
+    # Breadth first, one level at a time: ``level`` holds the containers at ``depth``.
+    level = [value] if isinstance(value, _CONTAINERS) else []
+    depth = 1
+    while level:
         if depth > limits.max_depth:
             raise LimitExceededError(
                 describe(path), f"is nested more than {limits.max_depth} levels deep"
             )
-        children = item.values() if isinstance(item, dict) else item
-        for child in children:
-            # Scalars cannot nest, so only containers go on the stack.
-            if isinstance(child, (dict, list, tuple)):
-                stack.append((child, depth + 1))
+        # Scalars cannot nest, so only containers go on to the next level.
+        level = [
+            child
+            for item in level
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, _CONTAINERS)
+        ]
+        depth += 1
 
 
 def valid_unicode(value: Any) -> Any:
@@ -285,17 +359,21 @@ def valid_unicode(value: Any) -> Any:
 
 
 def _has_surrogate(value: Any) -> bool:
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_surrogate(item) for item in value)
-    return False
+    """Return whether a string in ``value``, its dict keys, values and list items, has one."""
+    texts: list[str] = []
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            texts.append(item)
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    # One encode for all the text: a surrogate anywhere makes it fail.
+    joined = "".join(texts)
+    return not (joined.isascii() or _encodes(joined))
 
 
 def finish_alert(alert: Alert, end_path: str) -> Alert:

@@ -10,7 +10,7 @@ from typing import Any
 
 from opsforge_core.errors import IngestError
 from opsforge_core.ingest.dispatch import new_context, parse_document
-from opsforge_core.ingest.fields import ParseContext, merge, valid_unicode
+from opsforge_core.ingest.fields import ParseContext, merge
 from opsforge_core.ingest.jsontext import decode_utf8, loads
 from opsforge_core.ingest.limits import IngestLimits, LimitExceededError
 from opsforge_core.models import IngestBatch, Rejection
@@ -33,7 +33,7 @@ def parse_payload(
     naming the field. ``received_at`` (default now) bounds how far ahead timestamps may be.
     """
     ctx = new_context(limits, received_at)
-    return _repaired(parse_document(obj, "", ctx))
+    return ctx.repair_raw(parse_document(obj, "", ctx))
 
 
 def parse_bytes(
@@ -53,23 +53,16 @@ def parse_bytes(
     ctx = new_context(limits, received_at)
     text = decode_utf8(data, "body", ctx.limits)
     if jsonl:
-        return _repaired(_parse_lines(text, ctx))
+        return ctx.repair_raw(_parse_lines(text, ctx))
     try:
         document = loads(text, "body")
     except IngestError as exc:
         cause = exc.__cause__
         is_extra_data = isinstance(cause, json.JSONDecodeError) and cause.msg == "Extra data"
         if jsonl is None and is_extra_data:
-            return _repaired(_parse_lines(text, ctx))
+            return ctx.repair_raw(_parse_lines(text, ctx))
         raise
-    return _repaired(parse_document(document, "", ctx))
-
-
-def _repaired(batch: IngestBatch) -> IngestBatch:
-    """Repair unpaired surrogates in every kept original record, whatever parser kept it."""
-    for alert in batch.alerts:
-        alert.raw = valid_unicode(alert.raw)
-    return batch
+    return ctx.repair_raw(parse_document(document, "", ctx))
 
 
 def parse_file(

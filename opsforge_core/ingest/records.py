@@ -31,10 +31,31 @@ from opsforge_core.ingest.fields import (
     status_of,
     text,
 )
-from opsforge_core.ingest.timestamps import accepted_range, parse_time, quick_epoch_seconds
+from opsforge_core.ingest.timestamps import (
+    accepted_range,
+    parse_time,
+    quick_epoch_seconds,
+    quick_time,
+)
 from opsforge_core.models import Alert, MetricSeries
 
 SERIES_KINDS = ("gauge", "counter")
+# Fields of an alert record that ``parse_alert`` reads and validates.
+_ALERT_FIELDS = frozenset(
+    (
+        "fingerprint",
+        "source",
+        "name",
+        "service",
+        "severity",
+        "status",
+        "summary",
+        "description",
+        "labels",
+        "starts_at",
+        "ends_at",
+    )
+)
 
 
 def parse_alert(record: Any, path: str, ctx: ParseContext, default_source: str = "api") -> Alert:
@@ -69,7 +90,24 @@ def parse_alert(record: Any, path: str, ctx: ParseContext, default_source: str =
         ends_at=ends_at,
         raw=rec,
     )
-    return finish_alert(alert, join(path, "ends_at"))
+    finish_alert(alert, join(path, "ends_at"))
+    if _all_fields_checked(rec):
+        ctx.mark_unicode_checked(rec)
+    return alert
+
+
+def _all_fields_checked(rec: dict[str, Any]) -> bool:
+    """Return whether ``parse_alert`` has checked every string of ``rec`` for surrogates.
+
+    Every field it reads is checked, but for the timestamps: ``fromisoformat`` accepts any
+    character between date and time, so a timestamp counts only when it is ASCII.
+    """
+    if not rec.keys() <= _ALERT_FIELDS:
+        return False
+    starts_at, ends_at = rec.get("starts_at"), rec.get("ends_at")
+    return (type(starts_at) is not str or starts_at.isascii()) and (
+        type(ends_at) is not str or ends_at.isascii()
+    )
 
 
 def _time(rec: dict[str, Any], key: str, path: str, ctx: ParseContext, *, required: bool):
@@ -78,6 +116,9 @@ def _time(rec: dict[str, Any], key: str, path: str, ctx: ParseContext, *, requir
         if required:
             raise IngestError(join(path, key), "is missing; send an ISO 8601 timestamp")
         return None
+    parsed = quick_time(value, ctx.latest_time)
+    if parsed is not None:
+        return parsed
     # A zero (year-1) end time means "no end", but a zero start time is invalid.
     return parse_time(
         value, join(path, key), ctx.received_at, epoch=True, zero_is_none=not required

@@ -87,6 +87,28 @@ def quick_epoch_seconds(value: Any, accepted: tuple[float, float]) -> float | No
     return seconds if accepted[0] <= seconds <= accepted[1] else None
 
 
+def quick_time(value: Any, latest: datetime) -> datetime | None:
+    """Parse an ISO 8601 UTC or naive string to an aware UTC datetime, or return None.
+
+    Alerts carry two timestamps each, so this common form skips ``parse_time``'s epoch and
+    offset handling. A value it declines (epoch numbers, offsets, surrounding spaces, out of
+    range, invalid) returns None, and the caller passes it to ``parse_time`` for the result
+    or the error, which is the same as when this succeeds.
+    """
+    # ISO dates have "-" after the year, and epoch digit strings never have it there.
+    if type(value) is not str or value[4:5] != "-":
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    elif parsed.tzinfo is not UTC:
+        return None
+    return parsed if EARLIEST <= parsed <= latest else None
+
+
 def _from_iso(text: str, path: str, epoch: bool) -> datetime:
     # Python 3.11's fromisoformat reads Z, +02:00 and +0000 offsets and fractions of any
     # length (digits past microseconds are dropped).
