@@ -1,7 +1,8 @@
 """Throughput of both store backends: ``python -m bench.store_bench [--json]``.
 
 Measures alert upserts (new and repeated), incident puts and gets, newest-first list pages,
-metric batch appends and pattern counter increments from one thread. It runs on a fresh SQLite
+metric batch appends and pattern counter increments from one thread, in wall seconds and in CPU
+seconds of this process (a local server's own CPU is not counted). It runs on a fresh SQLite
 file and on a dynalite server that it starts on a free loopback port, which needs
 ``node_modules`` (run ``npm install`` first). ``--endpoint`` uses another DynamoDB-compatible
 server instead.
@@ -40,7 +41,7 @@ from opsforge_core.models import (
     Synthesis,
 )
 from opsforge_core.store.base import Store
-from opsforge_core.store.dynamodb import DynamoDBStore
+from opsforge_core.store.dynamodb import DynamoDBStore, client_config
 from opsforge_core.store.sqlite import SQLiteStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,19 +135,19 @@ def _wait_for(port: int, timeout: float = 20.0) -> None:
 
 def _dynamodb_store(endpoint: str) -> DynamoDBStore:
     # A local endpoint gets dummy credentials, so no real AWS credentials are ever sent to it.
+    # The store's own client settings (connection pool, retries), with more time for a slow
+    # local server to respond.
+    config = client_config("us-east-1").merge(Config(read_timeout=30))
     client = boto3.session.Session(
         aws_access_key_id="local", aws_secret_access_key="local", region_name="us-east-1"
-    ).client(
-        "dynamodb",
-        endpoint_url=endpoint,
-        config=Config(retries={"mode": "standard", "max_attempts": 5}, read_timeout=30),
-    )
+    ).client("dynamodb", endpoint_url=endpoint, config=config)
     settings = Settings(store="dynamodb", table_prefix=f"bench{uuid.uuid4().hex[:8]}-")
     return DynamoDBStore(client, settings.table_names, endpoint=endpoint)
 
 
 def _timed(name: str, count: int, action: Callable[[], object]) -> dict[str, object]:
-    started = time.perf_counter()
+    """Time ``action``: wall seconds, and this process's CPU seconds (not the server's)."""
+    started, cpu_started = time.perf_counter(), time.process_time()
     action()
     seconds = time.perf_counter() - started
     return {
@@ -154,6 +155,7 @@ def _timed(name: str, count: int, action: Callable[[], object]) -> dict[str, obj
         "count": count,
         "seconds": round(seconds, 3),
         "per_second": round(count / seconds, 1) if seconds else None,
+        "cpu_seconds": round(time.process_time() - cpu_started, 3),
     }
 
 
@@ -240,12 +242,15 @@ def _endpoint(given: str | None) -> Iterator[str]:
 
 
 def _print_table(report: dict[str, list[dict[str, object]]]) -> None:
-    print(f"{'backend':<20} {'operation':<26} {'count':>6} {'seconds':>8} {'per second':>11}")
+    print(
+        f"{'backend':<20} {'operation':<26} {'count':>6} {'seconds':>8} {'per second':>11} "
+        f"{'CPU s':>7}"
+    )
     for backend, rows in report.items():
         for row in rows:
             print(
                 f"{backend:<20} {row['operation']:<26} {row['count']:>6} "
-                f"{row['seconds']:>8} {row['per_second']:>11}"
+                f"{row['seconds']:>8} {row['per_second']:>11} {row['cpu_seconds']:>7}"
             )
 
 

@@ -24,7 +24,15 @@ from opsforge_core.store import records
 from opsforge_core.store.base import IncidentFilter, Page, Store, TableInfo
 from opsforge_core.store.codec import check_key, check_limit, normalize, sort_time
 from opsforge_core.store.dynamodb_feed import FeedMixin
-from opsforge_core.store.dynamodb_io import LIMIT_TEXT, Tables, pack, serialize, unpack
+from opsforge_core.store.dynamodb_io import (
+    CALL_THREADS,
+    LIMIT_TEXT,
+    Tables,
+    pack,
+    serialize,
+    unpack,
+)
+from opsforge_core.store.dynamodb_lock import FeedLock
 from opsforge_core.store.dynamodb_memory import MemoryMixin
 from opsforge_core.store.trim import trim_incident
 
@@ -32,23 +40,34 @@ logger = logging.getLogger(__name__)
 
 # Optimistic updates of an incident re-read and retry this often when another write wins.
 UPDATE_ATTEMPTS = 8
+# Open connections kept per client: the call threads plus as many threads of the caller.
+MAX_POOL_CONNECTIONS = 2 * CALL_THREADS
 
 
-def make_client(settings: Settings, retry_mode: str = "standard") -> Any:
-    """Build a DynamoDB client with bounded retries and timeouts.
+def client_config(region: str, retry_mode: str = "standard") -> Config:
+    """Return the botocore settings of the store's DynamoDB client.
 
     ``standard`` mode retries throttling and transient errors with exponential backoff;
-    ``adaptive`` also slows the client down while DynamoDB throttles it.
+    ``adaptive`` also slows the client down while DynamoDB throttles it. The connection pool
+    keeps a connection open for each call thread and for several threads of the caller, so
+    calls reuse connections instead of opening new ones.
     """
-    config = Config(
-        region_name=settings.region,
+    return Config(
+        region_name=region,
         retries={"mode": retry_mode, "max_attempts": 5},
         connect_timeout=3,
         read_timeout=10,
         tcp_keepalive=True,
+        max_pool_connections=MAX_POOL_CONNECTIONS,
     )
+
+
+def make_client(settings: Settings, retry_mode: str = "standard") -> Any:
+    """Build a DynamoDB client with bounded retries and timeouts (see ``client_config``)."""
     return boto3.session.Session().client(
-        "dynamodb", endpoint_url=settings.dynamodb_endpoint, config=config
+        "dynamodb",
+        endpoint_url=settings.dynamodb_endpoint,
+        config=client_config(settings.region, retry_mode),
     )
 
 
@@ -65,6 +84,7 @@ class DynamoDBStore(FeedMixin, MemoryMixin, Store):
         self.tables = Tables(client, endpoint)
         self.names = dict(names)
         self.feed_ttl_hours = feed_ttl_hours
+        self.feed_lock = FeedLock(self.tables, self.names["feed"])
 
     @classmethod
     def from_settings(cls, settings: Settings, client: Any | None = None) -> DynamoDBStore:
@@ -77,6 +97,9 @@ class DynamoDBStore(FeedMixin, MemoryMixin, Store):
 
     def init(self) -> list[str]:
         return schema.create_tables(self.tables, self.names)
+
+    def close(self) -> None:
+        self.tables.close()
 
     def check(self) -> None:
         for name in self.names.values():

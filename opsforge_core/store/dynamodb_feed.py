@@ -1,4 +1,4 @@
-"""The event feed on DynamoDB: alert upserts with conditional writes, metric batches.
+"""The event feed on DynamoDB: alert upserts (in ``dynamodb_alerts``) and metric batches.
 
 Alerts live in the ``alerts`` partition, keyed by start time and fingerprint. Metric batches
 live in the ``metrics`` partition, keyed by first time and series key. Both carry
@@ -13,18 +13,15 @@ import time
 from datetime import datetime
 from typing import Any
 
-from opsforge_core.errors import ConflictError, PartialWriteError, StoreError
 from opsforge_core.models import Alert, MetricSeries, utcnow
-from opsforge_core.store import records
+from opsforge_core.store import dynamodb_alerts, records
 from opsforge_core.store.base import ALERT_FEED, METRIC_FEED, AlertUpsert, Page
 from opsforge_core.store.codec import check_key, check_limit, normalize, sort_time
-from opsforge_core.store.dynamodb_io import Tables, describe_key, pack, serialize, unpack
+from opsforge_core.store.dynamodb_alerts import FEED_KEY
+from opsforge_core.store.dynamodb_io import Tables, serialize, unpack
+from opsforge_core.store.dynamodb_lock import FeedLock
 
 logger = logging.getLogger(__name__)
-
-FEED_KEY = ["feed_id", "ts"]
-# A conditional alert write that loses a race re-reads and decides again this often.
-UPSERT_ATTEMPTS = 5
 
 
 class FeedMixin:
@@ -33,88 +30,16 @@ class FeedMixin:
     tables: Tables
     names: dict[str, str]
     feed_ttl_hours: int
+    feed_lock: FeedLock
 
     def upsert_alerts(self, alerts: list[Alert]) -> list[AlertUpsert]:
         table = self.names["feed"]
         for alert in alerts:
             check_key(table, "fingerprint", alert.fingerprint, 900)
+        if not alerts:
+            return []
         expiry = records.expires_at(utcnow(), self.feed_ttl_hours)
-        keys = [{"feed_id": ALERT_FEED, "ts": records.alert_sort_key(a)} for a in alerts]
-        # One read for the whole delivery: most deliveries repeat alerts already stored, and
-        # those then need no write at all.
-        try:
-            fetched = self.tables.batch_get(table, keys, FEED_KEY)
-        except StoreError as exc:
-            raise _unwritten_alerts(table, alerts, exc) from exc
-        results: list[AlertUpsert] = []
-        for position, (alert, key) in enumerate(zip(alerts, keys, strict=True)):
-            try:
-                results.append(self._upsert_alert(alert, key, expiry, fetched))
-            except StoreError as exc:
-                raise _unwritten_alerts(table, alerts[position:], exc) from exc
-        return results
-
-    def _upsert_alert(
-        self, alert: Alert, key: dict[str, str], expiry: int, fetched: dict[tuple, dict]
-    ) -> AlertUpsert:
-        """Write one alert if it changes the stored copy, conditional on that copy.
-
-        ``fetched`` contains the items read before the first attempt and is updated after each
-        write, so a repeat within the same delivery sees it. A lost race reads again.
-        """
-        table = self.names["feed"]
-        cache_key = (key["feed_id"], key["ts"])
-        target = describe_key(key)
-        for attempt in range(UPSERT_ATTEMPTS):
-            if attempt == 0:
-                stored_item = fetched.get(cache_key)
-            else:
-                stored_item = self.tables.get(table, key)
-            stored, digest = None, None
-            if stored_item and int(stored_item.get("expires_at", 0)) > time.time():
-                stored = Alert.from_dict(unpack(stored_item))
-                digest = stored_item.get("digest")
-            decision = records.decide_upsert(stored, digest, alert)
-            if not decision.write:
-                return AlertUpsert(stored or alert, decision.change)
-            item = self._alert_item(key, alert, expiry)
-            if stored_item is None:
-                condition = {"ConditionExpression": "attribute_not_exists(ts)"}
-            else:
-                condition = {
-                    "ConditionExpression": "digest = :digest",
-                    "ExpressionAttributeValues": serialize({":digest": stored_item.get("digest")}),
-                }
-            try:
-                self.tables.call(
-                    "put_item", table, target, TableName=table, Item=serialize(item), **condition
-                )
-            except ConflictError:
-                logger.debug("%s %s changed while upserting; deciding again", table, target)
-                continue
-            fetched[cache_key] = item
-            return AlertUpsert(alert, decision.change)
-        raise ConflictError(f"{table} {target}: changed by other writers {UPSERT_ATTEMPTS} times")
-
-    def _alert_item(self, key: dict[str, str], alert: Alert, expiry: int) -> dict[str, Any]:
-        fixed = {**key, "expires_at": expiry, "digest": records.alert_digest(alert)}
-        document = normalize(alert.to_dict())
-        item = pack(fixed, document)
-        if item is None:
-            # The raw payload is the only unbounded part the operator can do without: the
-            # parsed fields stay, with a note where the payload was.
-            size = len(str(document.get("raw")))
-            document["raw"] = {
-                "not_stored": f"raw payload of about {size:,} bytes was over "
-                "DynamoDB's 400 KB item limit"
-            }
-            item = pack(fixed, document)
-        if item is None:
-            raise StoreError(
-                f"{self.names['feed']} {describe_key(key)}: the alert is over DynamoDB's "
-                "400 KB item limit even without its raw payload"
-            )
-        return item
+        return dynamodb_alerts.upsert_alerts(self.tables, self.feed_lock, table, alerts, expiry)
 
     def recent_alerts(
         self,
@@ -198,15 +123,3 @@ def _feed_query(feed_id: str, low: str | None, high: str | None) -> dict[str, An
         "FilterExpression": "expires_at > :now",
         "ExpressionAttributeValues": serialize(values),
     }
-
-
-def _unwritten_alerts(table: str, alerts: list[Alert], exc: StoreError) -> PartialWriteError:
-    keys = [{"feed_id": ALERT_FEED, "ts": records.alert_sort_key(a)} for a in alerts]
-    names = ", ".join(a.fingerprint for a in alerts[:3])
-    more = f" and {len(alerts) - 3} more" if len(alerts) > 3 else ""
-    logger.error("%s: %d alerts not written: %s", table, len(alerts), exc)
-    return PartialWriteError(
-        f"{table}: {len(alerts)} alerts not written (fingerprints {names}{more}); the ones "
-        f"before them were written: {exc}",
-        keys,
-    )

@@ -207,6 +207,8 @@ def test_upsert_retries_unprocessed_keys(stubbed):
     store, stubber = stubbed
     alerts = [make_alert("fp-1"), make_alert("fp-2", minutes=1)]
     key = serialize({"feed_id": "alerts", "ts": alert_sort_key(alerts[1])})
+    # The writer takes the feed lock, reads, writes both new alerts in one batch, releases.
+    stubber.add_response("put_item", {})
     stubber.add_response(
         "batch_get_item",
         {"Responses": {NAMES["feed"]: []}, "UnprocessedKeys": {NAMES["feed"]: {"Keys": [key]}}},
@@ -216,8 +218,8 @@ def test_upsert_retries_unprocessed_keys(stubbed):
         {"Responses": {NAMES["feed"]: []}},
         {"RequestItems": {NAMES["feed"]: {"Keys": [key], "ConsistentRead": True}}},
     )
-    stubber.add_response("put_item", {})
-    stubber.add_response("put_item", {})
+    stubber.add_response("batch_write_item", {"UnprocessedItems": {}})
+    stubber.add_response("delete_item", {})
     assert [r.change for r in store.upsert_alerts(alerts)] == ["new", "new"]
 
 
@@ -225,11 +227,13 @@ def test_upsert_gives_up_on_unprocessed_keys(stubbed):
     store, stubber = stubbed
     alert = make_alert("fp-1")
     key = serialize({"feed_id": "alerts", "ts": alert_sort_key(alert)})
+    stubber.add_response("put_item", {})
     for _ in range(BATCH_ATTEMPTS):
         stubber.add_response(
             "batch_get_item",
             {"Responses": {}, "UnprocessedKeys": {NAMES["feed"]: {"Keys": [key]}}},
         )
+    stubber.add_response("delete_item", {})
     with pytest.raises(PartialWriteError, match="unprocessed") as info:
         store.upsert_alerts([alert])
     assert info.value.unwritten == [{"feed_id": "alerts", "ts": alert_sort_key(alert)}]

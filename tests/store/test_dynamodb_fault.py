@@ -8,6 +8,7 @@ import pytest
 
 from opsforge_core.errors import PartialWriteError
 from opsforge_core.store.dynamodb_io import serialize
+from opsforge_core.store.dynamodb_lock import LOCK_KEY
 from tests.conftest import free_port
 from tests.store.conftest import Dynalite, dynamodb_store
 from tests.store.factories import make_alert, make_series
@@ -83,21 +84,34 @@ def test_alert_upserts_interrupted(server):
     client = server.client(max_attempts=2)
     store = dynamodb_store(client, server.endpoint)
     store.init()
-    alerts = [make_alert(f"fp-{i:02d}", minutes=i) for i in range(10)]
-    _kill_after(server, client, "PutItem", 4)
+    # A short lease, so the retry below takes over the lock the crash left behind quickly.
+    store.feed_lock.lease_seconds = 4.0
+    alerts = [make_alert(f"fp-{i:02d}", minutes=i) for i in range(60)]
+    _kill_after(server, client, "BatchWriteItem", 2)  # batches of 25, 25 and 10: two land
 
     with pytest.raises(PartialWriteError) as info:
         store.upsert_alerts(alerts)
-    assert "fp-04" in str(info.value)
-    assert len(info.value.unwritten) == 6
+    assert "could not be reached" in str(info.value)
+    assert "fp-50" in str(info.value)
+    assert len(info.value.unwritten) == 10
 
     server.start()
     fresh = server.client()
+    lock_item = fresh.get_item(
+        TableName=store.names["feed"], Key=serialize(LOCK_KEY), ConsistentRead=True
+    )
+    assert "Item" in lock_item  # the release failed while the server was down
     reread = dynamodb_store(
         fresh, server.endpoint, prefix=store.names["feed"][: -len("event-feed")]
     )
     stored = [a.fingerprint for a in reread.recent_alerts().items]
-    assert stored == ["fp-03", "fp-02", "fp-01", "fp-00"]
-    # A retry of the whole delivery completes it: the first four count as repeats.
+    assert stored == [f"fp-{i:02d}" for i in reversed(range(50))]
+    # A retry of the whole delivery waits out the lease and completes it: the first fifty
+    # count as repeats.
     changes = [r.change for r in reread.upsert_alerts(alerts)]
-    assert changes == ["unchanged"] * 4 + ["new"] * 6
+    assert changes == ["unchanged"] * 50 + ["new"] * 10
+    assert len(reread.recent_alerts().items) == 60
+    lock_item = fresh.get_item(
+        TableName=store.names["feed"], Key=serialize(LOCK_KEY), ConsistentRead=True
+    )
+    assert "Item" not in lock_item
