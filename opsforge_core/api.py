@@ -14,25 +14,28 @@ configured token those routes return 503 and say to set it. Bodies over
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
 import hmac
-import json
 import logging
+import random
 import re
 import threading
 import time
-import uuid
-from collections.abc import Callable
-from decimal import Decimal
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from opsforge_core import handlers
+from opsforge_core.api_http import ApiError, SafeJSONResponse, read_json
 from opsforge_core.config import Settings
 from opsforge_core.errors import (
     ConfigError,
@@ -41,7 +44,6 @@ from opsforge_core.errors import (
     OpsForgeError,
     StoreError,
 )
-from opsforge_core.models import json_safe
 
 if TYPE_CHECKING:
     from opsforge_core.orchestrator import Orchestrator
@@ -50,52 +52,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
-
-
-class ApiError(Exception):
-    """An error response: HTTP status, the request field at fault, what failed and the fix."""
-
-    def __init__(
-        self,
-        status: int,
-        error: str,
-        field: str | None = None,
-        fix: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        self.status = status
-        self.error = error
-        self.field = field
-        self.fix = fix
-        self.headers = headers
-        super().__init__(error)
-
-
-class SafeJSONResponse(JSONResponse):
-    """JSON response that also encodes Decimal (how DynamoDB returns numbers) and sets."""
-
-    def render(self, content: Any) -> bytes:
-        text = json.dumps(
-            json_safe(content), default=_encode_extra, allow_nan=False, separators=(",", ":")
-        )
-        return text.encode("utf-8")
-
-
-def _encode_extra(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        if not value.is_finite():
-            return None
-        return int(value) if value == value.to_integral_value() else float(value)
-    if isinstance(value, (set, frozenset)):
-        return sorted(json_safe(list(value)), key=str)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+# Threads that run the blocking core calls of one app: the store writes and the analyses that
+# serious alerts start. Forty is the limit of the anyio thread pool these calls used before.
+HANDLER_THREADS = 40
 
 
 class _Runtime:
-    """The settings, store and orchestrator of one app; the store opens on first use.
+    """The settings, store, orchestrator and handler threads of one app.
 
-    Opening lazily lets the server start, and /healthz report the cause, while the store is
-    down.
+    The store opens on first use. Opening lazily lets the server start, and /healthz report the
+    cause, while the store is down. A SQLite store is wrapped in ``GroupCommitStore``.
     """
 
     def __init__(
@@ -107,9 +73,10 @@ class _Runtime:
     ) -> None:
         self.settings = settings
         self.analyze = analyze
-        self._store = store
+        self._store = _with_group_commit(store) if store is not None else None
         self._orchestrator = orchestrator
         self._lock = threading.Lock()
+        self.executor = ThreadPoolExecutor(HANDLER_THREADS, thread_name_prefix="opsforge-api")
 
     @property
     def store(self) -> Store:
@@ -117,7 +84,8 @@ class _Runtime:
             if self._store is None:
                 from opsforge_core.store import open_store
 
-                self._store = open_store(self.settings)
+                opened = open_store(self.settings)
+                self._store = _with_group_commit(opened)
             return self._store
 
     @property
@@ -129,6 +97,19 @@ class _Runtime:
 
                 self._orchestrator = Orchestrator(store=store, settings=self.settings)
             return self._orchestrator
+
+
+def _with_group_commit(store: Store) -> Store:
+    """Wrap a SQLite store so concurrent alert writes share a transaction; return others as is.
+
+    DynamoDB has no single writer lock, so its writes gain nothing from waiting for each other.
+    """
+    from opsforge_core.group_commit import GroupCommitStore
+    from opsforge_core.store.sqlite import SQLiteStore
+
+    if isinstance(store, SQLiteStore):
+        return GroupCommitStore(store)  # type: ignore[return-value]
+    return store
 
 
 # -- request plumbing --------------------------------------------------------------------------
@@ -181,10 +162,9 @@ def _request_id(scope: Scope) -> str:
             text = value.decode("latin-1")
             if _REQUEST_ID.match(text):
                 return text
-    return uuid.uuid4().hex
-
-
-_JSON_MEDIA_TYPES = {"application/json", "text/json"}
+    # A request id must be unique, not unguessable. ``uuid4`` reads the OS random source on
+    # every call, which costs more than the rest of the id handling together.
+    return f"{random.getrandbits(128):032x}"
 
 
 def _error_body(exc: ApiError, request: Request) -> dict[str, Any]:
@@ -196,69 +176,12 @@ def _error_body(exc: ApiError, request: Request) -> dict[str, Any]:
     }
 
 
-def _check_content_type(request: Request) -> None:
-    """Reject a declared media type that is not JSON; a missing one is read as JSON.
+async def _authorize(request: Request) -> None:
+    """Check ``Authorization: Bearer <token>`` against OPSFORGE_API_TOKEN in constant time.
 
-    Alertmanager, EventBridge API destinations and curl all send ``application/json``; a form
-    or plain-text body is a client mistake worth naming rather than parsing.
+    The check is a coroutine because FastAPI runs a plain function dependency on a worker
+    thread, and that hop costs more than the check.
     """
-    declared = request.headers.get("content-type")
-    if declared is None:
-        return
-    media_type = declared.split(";", 1)[0].strip().lower()
-    if media_type in _JSON_MEDIA_TYPES or media_type.endswith("+json"):
-        return
-    raise ApiError(
-        415,
-        f"unsupported Content-Type {media_type or declared!r}",
-        "Content-Type",
-        "send the body as application/json",
-    )
-
-
-async def _read_json(request: Request, limit: int) -> Any:
-    """Read the body, counting bytes against ``limit``, and decode it as JSON."""
-    _check_content_type(request)
-    declared = request.headers.get("content-length")
-    if declared is not None:
-        if not declared.isdigit():
-            raise ApiError(400, "invalid Content-Length header", "Content-Length")
-        if int(declared) > limit:
-            raise _too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    # Chunked uploads carry no Content-Length, so the streamed bytes are counted as well.
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _too_large(limit)
-        chunks.append(chunk)
-    body = b"".join(chunks)
-    if not body.strip():
-        raise ApiError(400, "request body is empty", "body", "send a JSON object")
-    try:
-        return json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(
-            400, f"request body is not valid JSON: {exc}", "body", "send a JSON object"
-        ) from exc
-    except RecursionError as exc:
-        raise ApiError(
-            400, "request body is nested too deeply", "body", "flatten the JSON document"
-        ) from exc
-
-
-def _too_large(limit: int) -> ApiError:
-    return ApiError(
-        413,
-        f"request body is larger than {limit} bytes",
-        "body",
-        "split the payload, or raise OPSFORGE_API_MAX_BODY_BYTES on the server",
-    )
-
-
-def _authorize(request: Request) -> None:
-    """Check ``Authorization: Bearer <token>`` against OPSFORGE_API_TOKEN in constant time."""
     runtime: _Runtime = request.app.state.runtime
     expected = runtime.settings.api_token
     if not expected:
@@ -289,9 +212,11 @@ def _authorize(request: Request) -> None:
 
 
 async def _call(request: Request, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-    """Run a blocking core call in the thread pool, turning unexpected errors into a 500."""
+    """Run a blocking core call on the handler threads, turning unexpected errors into a 500."""
     try:
-        return await run_in_threadpool(function, *args, **kwargs)
+        runtime: _Runtime = request.app.state.runtime
+        call = functools.partial(contextvars.copy_context().run, function, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(runtime.executor, call)
     except (ApiError, OpsForgeError):
         raise
     except Exception as exc:
@@ -316,13 +241,22 @@ def create_app(
     settings = settings or Settings.from_env()
     if analyze is None:
         analyze = handlers.auto_analyze_enabled()
+    runtime = _Runtime(settings, store, orchestrator, analyze)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        # uvicorn has finished the open requests by now, so no call is waiting for a thread.
+        runtime.executor.shutdown(wait=False, cancel_futures=True)
+
     app = FastAPI(
         title="OpsForge ingestion API",
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
+        lifespan=lifespan,
     )
-    app.state.runtime = _Runtime(settings, store, orchestrator, analyze)
+    app.state.runtime = runtime
     app.add_middleware(RequestLogMiddleware)
     _add_error_handlers(app)
     _add_routes(app)
@@ -335,21 +269,21 @@ def _add_routes(app: FastAPI) -> None:
     @app.post("/api/v1/alerts/alertmanager", dependencies=protected)
     async def alertmanager_webhook(request: Request) -> JSONResponse:
         runtime: _Runtime = request.app.state.runtime
-        payload = await _read_json(request, runtime.settings.api_max_body_bytes)
+        payload = await read_json(request, runtime.settings.api_max_body_bytes)
         result = await _call(request, _alerts, runtime, payload, "alertmanager")
         return SafeJSONResponse(result.to_dict(), status_code=result.status_code)
 
     @app.post("/api/v1/events", dependencies=protected)
     async def events(request: Request) -> JSONResponse:
         runtime: _Runtime = request.app.state.runtime
-        payload = await _read_json(request, runtime.settings.api_max_body_bytes)
+        payload = await read_json(request, runtime.settings.api_max_body_bytes)
         result = await _call(request, _events, runtime, payload)
         return SafeJSONResponse(result.to_dict(), status_code=result.status_code)
 
     @app.post("/api/v1/analyze", dependencies=protected)
     async def analyze(request: Request) -> JSONResponse:
         runtime: _Runtime = request.app.state.runtime
-        payload = await _read_json(request, runtime.settings.api_max_body_bytes)
+        payload = await read_json(request, runtime.settings.api_max_body_bytes)
         result = await _call(request, _analyze, runtime, payload)
         return SafeJSONResponse(result.to_dict(), status_code=result.status_code)
 
@@ -458,20 +392,3 @@ def _ingest_fix(exc: IngestError) -> str:
     if isinstance(exc, handlers.PayloadTooLargeError):
         return "split the payload into smaller batches"
     return f"correct '{exc.field}' and send the payload again"
-
-
-def serve(host: str, port: int, settings: Settings | None = None) -> None:
-    """Run the API under uvicorn until interrupted."""
-    import uvicorn
-
-    if not logging.getLogger().handlers:
-        logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    # A service logs its requests and handled errors at INFO even when the CLI set WARNING.
-    for name in (__name__, handlers.__name__):
-        service_logger = logging.getLogger(name)
-        if service_logger.getEffectiveLevel() > logging.INFO:
-            service_logger.setLevel(logging.INFO)
-    app = create_app(settings)
-    logger.info("serving the OpsForge API on http://%s:%d", host, port)
-    # The request log above replaces uvicorn's access log, which would print query strings.
-    uvicorn.run(app, host=host, port=port, access_log=False, log_config=None)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from opsforge_core.models import IncidentReport
 from opsforge_core.report_text import format_report
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_API_WORKERS = 1
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the HTTP ingestion API (uvicorn)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
     serve.add_argument("--port", type=int, default=8080, help="TCP port to listen on")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        help="uvicorn worker processes (default: OPSFORGE_API_WORKERS, else "
+        f"{DEFAULT_API_WORKERS})",
+    )
     return parser
 
 
@@ -66,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             return _analyze(args, settings)
         if args.command == "store":
             return _store(args.action, settings)
-        return _serve(args.host, args.port, settings)
+        return _serve(args.host, args.port, _api_workers(args.workers))
     except (IngestError, ConfigError) as exc:
         if args.debug:
             raise
@@ -197,8 +206,24 @@ def _store(action: str, settings: Settings) -> int:
     return 0
 
 
-def _serve(host: str, port: int, settings: Settings) -> int:
-    from opsforge_core.api import serve
+def _api_workers(flag: int | None) -> int:
+    """Return the worker count: ``--workers``, else OPSFORGE_API_WORKERS, else the default."""
+    if flag is not None:
+        value, source = flag, "--workers"
+    else:
+        raw = os.environ.get("OPSFORGE_API_WORKERS", "").strip()
+        if not raw:
+            return DEFAULT_API_WORKERS
+        if not raw.isdigit():
+            raise ConfigError(f"OPSFORGE_API_WORKERS={raw!r} is invalid; use a whole number")
+        value, source = int(raw), "OPSFORGE_API_WORKERS"
+    if value < 1:
+        raise ConfigError(f"{source}={value} is invalid; run at least 1 worker")
+    return value
 
-    serve(host, port, settings)
+
+def _serve(host: str, port: int, workers: int) -> int:
+    from opsforge_core.api_server import serve
+
+    serve(host, port, workers)
     return 0
