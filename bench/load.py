@@ -30,6 +30,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -64,8 +65,11 @@ class LoadResult:
     max_ms: float | None = None
     max_send_lag_ms: float = 0.0
     cold_request_ms: float | None = None
+    workers: int = 1
     server_cpu_percent: float | None = None
+    server_cpu_ms_per_request: float | None = None
     server_rss_mb: float | None = None
+    generator_cpu_percent: float | None = None
     stored_alerts: int | None = None
     passed: bool = False
     commit: str = ""
@@ -209,7 +213,7 @@ async def drive(port: int, result: LoadResult, drain_s: float) -> list[float]:
     return latencies
 
 
-def start_server(folder: Path, port: int) -> subprocess.Popen:
+def start_server(folder: Path, port: int, workers: int) -> subprocess.Popen:
     env = {
         **os.environ,
         "OPSFORGE_STORE": "sqlite",
@@ -218,6 +222,7 @@ def start_server(folder: Path, port: int) -> subprocess.Popen:
         "OPSFORGE_API_TOKEN": TOKEN,
     }
     command = [sys.executable, "-m", "opsforge_core", "serve", "--port", str(port)]
+    command += ["--workers", str(workers)]
     log = (folder / "server.log").open("w")
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
@@ -241,6 +246,18 @@ def stop_profiler(profiler: subprocess.Popen) -> None:
         profiler.kill()
 
 
+def server_cpu_seconds(process: psutil.Process) -> float:
+    """Return the user and system CPU seconds of the server and its worker processes so far."""
+    total = 0.0
+    for member in [process, *process.children(recursive=True)]:
+        try:
+            times = member.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def count_alerts(sqlite_path: Path, exclude_severity: str) -> int:
     store = open_store(Settings(store="sqlite", sqlite_path=str(sqlite_path)))
     try:
@@ -254,6 +271,16 @@ def count_alerts(sqlite_path: Path, exclude_severity: str) -> int:
                 return total
     finally:
         store.close()
+
+
+def measure_cpu(result: LoadResult, server_cpu: float, generator_cpu: float) -> None:
+    """Record CPU use over the timed run; 100% is one core, so two busy cores show 200%."""
+    if not result.elapsed_s:
+        return
+    result.server_cpu_percent = round(100.0 * server_cpu / result.elapsed_s, 1)
+    result.generator_cpu_percent = round(100.0 * generator_cpu / result.elapsed_s, 1)
+    if result.sent:
+        result.server_cpu_ms_per_request = round(1000.0 * server_cpu / result.sent, 3)
 
 
 def summarize(result: LoadResult, latencies: list[float]) -> None:
@@ -280,6 +307,7 @@ def run_load(args: argparse.Namespace) -> LoadResult:
         duration_s=args.duration,
         connections=args.connections,
         severity=args.severity,
+        workers=args.workers,
         commit=git_commit(),
         machine=f"{os.cpu_count()} cores, {platform.platform()}",
         command="python -m bench.load " + " ".join(sys.argv[1:]),
@@ -287,18 +315,23 @@ def run_load(args: argparse.Namespace) -> LoadResult:
     with tempfile.TemporaryDirectory(prefix="opsforge-load-") as tmp:
         folder = Path(tmp)
         port = free_port()
-        server = start_server(folder, port)
+        server = start_server(folder, port, args.workers)
         try:
             wait_healthy(f"http://127.0.0.1:{port}", server, timeout=60.0, path="/healthz")
             process = psutil.Process(server.pid)
-            process.cpu_percent()
-            asyncio.run(warm_up(port, result))
+            asyncio.run(warm_up(port, result, count=20 * args.workers))
             profiler = start_profiler(server.pid, args.profile) if args.profile else None
+            server_before = server_cpu_seconds(process)
+            generator_before = time.process_time()
             latencies = asyncio.run(drive(port, result, args.drain))
+            generator_cpu = time.process_time() - generator_before
+            server_cpu = server_cpu_seconds(process) - server_before
             if profiler is not None:
                 stop_profiler(profiler)
-            result.server_cpu_percent = round(process.cpu_percent(), 1)
-            result.server_rss_mb = round(process.memory_info().rss / 1024 / 1024, 1)
+            measure_cpu(result, server_cpu, generator_cpu)
+            members = [process, *process.children(recursive=True)]
+            rss = sum(member.memory_info().rss for member in members)
+            result.server_rss_mb = round(rss / 1024 / 1024, 1)
         finally:
             server.terminate()
             server.wait(timeout=15)
@@ -316,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
         "--connections", type=int, default=64, help="maximum concurrent connections"
     )
     parser.add_argument(
+        "--workers", type=int, default=1, help="uvicorn worker processes of the server"
+    )
+    parser.add_argument(
         "--drain", type=float, default=15.0, help="seconds to wait for the last responses"
     )
     parser.add_argument(
@@ -329,8 +365,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
-    if args.rate <= 0 or args.duration <= 0 or args.connections < 1:
-        parser.error("--rate and --duration must be above 0 and --connections at least 1")
+    if args.rate <= 0 or args.duration <= 0 or args.connections < 1 or args.workers < 1:
+        parser.error(
+            "--rate and --duration must be above 0, --connections and --workers at least 1"
+        )
 
     result = run_load(args)
     if args.json:
@@ -340,7 +378,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{result.ok}/{result.sent} ok in {result.elapsed_s} s ({result.throughput_rps} "
             f"req/s); latency p50 {result.p50_ms} ms, p95 {result.p95_ms} ms, "
             f"p99 {result.p99_ms} ms, max {result.max_ms} ms; errors {result.errors or 'none'}; "
-            f"stored {result.stored_alerts}; server CPU {result.server_cpu_percent}%; "
+            f"stored {result.stored_alerts}; CPU of one core: server "
+            f"{result.server_cpu_percent}% ({result.server_cpu_ms_per_request} ms per request), "
+            f"load generator {result.generator_cpu_percent}%; "
             f"target {'met' if result.passed else 'MISSED'}"
         )
     return 0 if result.passed else 1
