@@ -4,8 +4,8 @@ A delivery takes the feed lock (``dynamodb_lock``), reads its keys with BatchGet
 each alert against the stored copy and writes the changed ones with BatchWriteItem. Holding the
 lock from the read to the last write does what a conditional write per alert would do. No
 concurrent delivery can change an item between the read that decides and the write, so a new
-alert delivered twice at once is stored once and counted once as new. Chunks of up to 100 keys
-are read, decided and written on the call threads of ``Tables.map``.
+alert delivered twice at once is stored once and counted once as new. The calls run on the
+call threads of ``Tables.submit`` (see ``_LockedWriter``).
 
 A repeat delivery that changes nothing takes the lock too. Reading first without the lock would
 spare it that, but every delivery with a new alert would then read its keys twice, and new
@@ -24,7 +24,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from concurrent.futures import Future, as_completed, wait
 from typing import Any
 
 from opsforge_core.errors import PartialWriteError, StoreError
@@ -34,6 +34,7 @@ from opsforge_core.store.base import ALERT_FEED, AlertUpsert
 from opsforge_core.store.codec import dumps, item_size
 from opsforge_core.store.dynamodb_io import (
     BATCH_GET_SIZE,
+    BATCH_SIZE,
     ITEM_BUDGET,
     LIMIT_TEXT,
     Tables,
@@ -45,15 +46,6 @@ from opsforge_core.store.dynamodb_lock import FeedLock, Lease
 logger = logging.getLogger(__name__)
 
 FEED_KEY = ["feed_id", "ts"]
-
-
-@dataclass(slots=True)
-class _ChunkOutcome:
-    """The result of reading and writing one chunk of keys: settled upserts and unwritten keys."""
-
-    settled: dict[str, list[AlertUpsert]] = field(default_factory=dict)
-    unwritten: list[str] = field(default_factory=list)
-    error: StoreError | None = None
 
 
 class AlertDelivery:
@@ -147,74 +139,101 @@ class AlertDelivery:
 def upsert_alerts(
     tables: Tables, lock: FeedLock, table: str, alerts: list[Alert], expiry: int
 ) -> list[AlertUpsert]:
-    """Record one delivery in the feed; see ``Store.upsert_alerts`` for the contract.
-
-    The feed lock is held from the first read to the last write, and chunks of up to 100 keys
-    are read, decided and written concurrently.
-    """
+    """Record one delivery in the feed; see ``Store.upsert_alerts`` for the contract."""
     delivery = AlertDelivery(table, alerts, expiry)
-    keys = list(delivery.groups)
-    chunks = [keys[i : i + BATCH_GET_SIZE] for i in range(0, len(keys), BATCH_GET_SIZE)]
     try:
         with lock.held() as lease:
-            outcomes = tables.map(
-                lambda chunk: _write_chunk(tables, delivery, chunk, lease), chunks
-            )
+            writer = _LockedWriter(tables, delivery, lease)
+            writer.run()
     except StoreError as exc:
         raise delivery.unwritten_error(range(len(alerts)), exc) from exc
-    first_error = None
-    unwritten: list[int] = []
-    for outcome in outcomes:
-        for ts, upserts in outcome.settled.items():
-            delivery.settle(ts, upserts)
-        unwritten += [p for ts in outcome.unwritten for p in delivery.groups[ts]]
-        first_error = first_error or outcome.error
-    if first_error is not None:
-        raise delivery.unwritten_error(unwritten, first_error) from first_error
+    if writer.error is not None:
+        positions = [p for ts in writer.unwritten for p in delivery.groups[ts]]
+        raise delivery.unwritten_error(positions, writer.error) from writer.error
     return [r for r in delivery.results if r is not None]
 
 
-def _read_chunk(tables: Tables, table: str, keys: list[str]) -> dict[str, dict[str, Any]]:
-    """Read the items of ``keys`` (range keys in the alert partition), by range key."""
-    items = tables.batch_get(table, [{"feed_id": ALERT_FEED, "ts": ts} for ts in keys], FEED_KEY)
-    return {ts: item for (_, ts), item in items.items()}
+class _LockedWriter:
+    """The reads and writes of one delivery, run on the call threads while the lock is held.
 
+    Each chunk of up to 100 keys is read with one BatchGetItem. As each read returns, its
+    alerts are decided on this thread and their items go out in BatchWriteItem calls of 25,
+    so reads, decisions and writes overlap. Errors are collected, not raised, so that every
+    call has finished before the lock is released.
+    """
 
-def _write_chunk(
-    tables: Tables, delivery: AlertDelivery, keys: list[str], lease: Lease
-) -> _ChunkOutcome:
-    """Read ``keys``, decide and write the changed ones; errors go in the outcome."""
-    outcome = _ChunkOutcome()
-    try:
-        stored = _read_chunk(tables, delivery.table, keys)
-    except StoreError as exc:
-        return _ChunkOutcome(unwritten=list(keys), error=exc)
-    now = time.time()
-    requests = []
-    waiting: dict[str, list[AlertUpsert]] = {}
-    for ts in keys:
-        upserts, to_write = delivery.decide(ts, stored.get(ts), now)
-        if to_write is None:
-            outcome.settled[ts] = upserts
-            continue
+    def __init__(self, tables: Tables, delivery: AlertDelivery, lease: Lease) -> None:
+        self.tables = tables
+        self.delivery = delivery
+        self.lease = lease
+        self.unwritten: list[str] = []
+        self.error: StoreError | None = None
+        self._writes: dict[Future, list[tuple[str, list[AlertUpsert]]]] = {}
+
+    def run(self) -> None:
+        keys = list(self.delivery.groups)
+        chunks = [keys[i : i + BATCH_GET_SIZE] for i in range(0, len(keys), BATCH_GET_SIZE)]
+        reads = {self.tables.submit(self._read, chunk): chunk for chunk in chunks}
         try:
-            item = delivery.item(ts, to_write)
-        except StoreError as exc:
-            outcome.unwritten.append(ts)
-            outcome.error = outcome.error or exc
-            continue
-        requests.append({"PutRequest": {"Item": item}})
-        waiting[ts] = upserts
-    try:
-        tables.batch_write(delivery.table, requests, FEED_KEY, before_call=lease.check)
-    except PartialWriteError as exc:
-        failed = {key["ts"] for key in exc.unwritten}
-        outcome.unwritten += [ts for ts in waiting if ts in failed]
-        outcome.settled.update({ts: u for ts, u in waiting.items() if ts not in failed})
-        outcome.error = outcome.error or exc
-    else:
-        outcome.settled.update(waiting)
-    return outcome
+            for future in as_completed(reads):
+                try:
+                    stored = future.result()
+                except StoreError as exc:
+                    self._fail(reads[future], exc)
+                    continue
+                self._decide(reads[future], stored)
+            for future, entries in self._writes.items():
+                self._collect(future, entries)
+        finally:
+            # A bug above must not release the lock while writes are still in flight.
+            wait([*reads, *self._writes])
+
+    def _read(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        items = self.tables.batch_get(
+            self.delivery.table, [{"feed_id": ALERT_FEED, "ts": ts} for ts in keys], FEED_KEY
+        )
+        return {ts: item for (_, ts), item in items.items()}
+
+    def _decide(self, keys: list[str], stored: dict[str, dict[str, Any]]) -> None:
+        """Settle the alerts that need no write and send the others' items in batches."""
+        now = time.time()
+        requests: list[dict[str, Any]] = []
+        entries: list[tuple[str, list[AlertUpsert]]] = []
+        for ts in keys:
+            upserts, to_write = self.delivery.decide(ts, stored.get(ts), now)
+            if to_write is None:
+                self.delivery.settle(ts, upserts)
+                continue
+            try:
+                item = self.delivery.item(ts, to_write)
+            except StoreError as exc:
+                self._fail([ts], exc)
+                continue
+            requests.append({"PutRequest": {"Item": item}})
+            entries.append((ts, upserts))
+        for start in range(0, len(requests), BATCH_SIZE):
+            future = self.tables.submit(
+                self.tables.batch_write,
+                self.delivery.table,
+                requests[start : start + BATCH_SIZE],
+                FEED_KEY,
+                self.lease.check,
+            )
+            self._writes[future] = entries[start : start + BATCH_SIZE]
+
+    def _collect(self, future: Future, entries: list[tuple[str, list[AlertUpsert]]]) -> None:
+        try:
+            future.result()
+        except PartialWriteError as exc:
+            failed = {key["ts"] for key in exc.unwritten}
+            self._fail([ts for ts, _ in entries if ts in failed], exc)
+            entries = [(ts, upserts) for ts, upserts in entries if ts not in failed]
+        for ts, upserts in entries:
+            self.delivery.settle(ts, upserts)
+
+    def _fail(self, keys: list[str], exc: StoreError) -> None:
+        self.unwritten += keys
+        self.error = self.error or exc
 
 
 def _fitting_document(text: str, budget: int) -> dict[str, Any] | None:

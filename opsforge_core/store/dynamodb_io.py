@@ -3,7 +3,7 @@
 Every client call goes through ``Tables.call``, which turns botocore exceptions into the
 project's ``StoreError`` subclasses, naming the table and key. Reads that list items page until
 ``LastEvaluatedKey`` is absent, also across pages that come back empty, because DynamoDB may end
-a page after evaluating items that a filter then drops. ``Tables.map`` runs independent calls on
+a page after evaluating items that a filter then drops. ``Tables.submit`` runs independent calls on
 a small thread pool: boto3 clients are thread-safe, and most of a call's time is spent waiting.
 """
 
@@ -14,8 +14,8 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -49,7 +49,6 @@ from opsforge_core.store.codec import (
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
 R = TypeVar("R")
 
 INIT_HINT = "run `python -m opsforge_core store init`"
@@ -72,7 +71,7 @@ BATCH_GET_SIZE = 100
 BATCH_ATTEMPTS = 8
 BATCH_BASE_DELAY = 0.05
 BATCH_MAX_DELAY = 2.0
-# Threads that ``Tables.map`` runs calls on. A call spends most of its time waiting for the
+# Threads that ``Tables.submit`` runs calls on. A call spends most of its time waiting for the
 # response, so a few threads overlap that wait with building the next request in Python.
 CALL_THREADS = 4
 
@@ -145,22 +144,13 @@ class Tables:
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
 
-    def map(self, function: Callable[[T], R], inputs: Iterable[T]) -> list[R]:
-        """Return ``[function(x) for x in inputs]``, computed on the call threads.
+    def submit(self, function: Callable[..., R], *args: Any) -> Future[R]:
+        """Run ``function(*args)`` on one of the call threads and return its future.
 
-        One input runs on the calling thread. The first exception raised is raised here, after
-        every call has finished. ``function`` must not call ``map`` itself, because it would
-        wait for threads that may all be busy with its own callers.
+        ``function`` must not wait for other submitted calls, because all the threads may be
+        busy with the callers it waits for.
         """
-        inputs = list(inputs)
-        if len(inputs) <= 1:
-            return [function(x) for x in inputs]
-        futures = [self._pool().submit(function, x) for x in inputs]
-        errors = [f.exception() for f in futures]
-        for error in errors:
-            if error is not None:
-                raise error
-        return [f.result() for f in futures]
+        return self._pool().submit(function, *args)
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._executor_lock:
@@ -169,7 +159,7 @@ class Tables:
             return self._executor
 
     def close(self) -> None:
-        """Stop the call threads; a later ``map`` starts new ones."""
+        """Stop the call threads; a later ``submit`` starts new ones."""
         with self._executor_lock:
             executor, self._executor = self._executor, None
         if executor is not None:
