@@ -48,6 +48,37 @@ def _row_column(name: str) -> str:
 _ALERT_ROW_COLUMNS = ", ".join(_row_column(name) for name in ALERT_ROW_FIELDS)
 
 
+def _decide(
+    alerts: list[Alert],
+    keys: list[str],
+    serialized: list[tuple[str, str]],
+    stored: dict[str, tuple[str, str]],
+    expiry: int,
+) -> tuple[list[AlertUpsert], list[tuple[str, str, int, str, str]]]:
+    """Decide each delivery against ``stored`` (updated in place); return outcomes and rows.
+
+    ``serialized`` holds each alert's ``records.alert_row``. The rows to write come one per key,
+    the last write of the delivery for a key that it repeats.
+    """
+    results: list[AlertUpsert] = []
+    rows: dict[str, tuple[str, str, int, str, str]] = {}
+    for ts, alert, (digest, text) in zip(keys, alerts, serialized, strict=True):
+        row = stored.get(ts)
+        if row is None:  # nothing stored under this key, so new, as decide_upsert has it
+            change = "new"
+        else:
+            previous = Alert.from_dict(json.loads(row[1]))
+            decision = records.decide_upsert(previous, row[0], alert, digest)
+            if not decision.write:
+                results.append(AlertUpsert(previous, decision.change))
+                continue
+            change = decision.change
+        stored[ts] = (digest, text)
+        rows[ts] = (ALERT_FEED, ts, expiry, digest, text)
+        results.append(AlertUpsert(alert, change))
+    return results, list(rows.values())
+
+
 class SQLiteFeedMixin:
     """Event-feed methods of ``SQLiteStore``."""
 
@@ -67,28 +98,18 @@ class SQLiteFeedMixin:
             check_key(table, "fingerprint", alert.fingerprint, 900)
         expiry = records.expires_at(utcnow(), self.feed_ttl_hours)
         keys = [records.alert_sort_key(alert) for alert in alerts]
-        results: list[AlertUpsert] = []
-        rows: dict[str, tuple[str, str, int, str, str]] = {}
+        # Serialized before the transaction, so the write lock is held only for the SQL.
+        serialized = [records.alert_row(alert) for alert in alerts]
         with self.db.writing(f"{table} {len(alerts)} alerts") as conn:
             self._purge_expired(conn)
-            # One read for the whole delivery; ``stored`` then follows this delivery's own
+            # One read for the whole delivery; ``_decide`` then follows this delivery's own
             # writes, so a repeat inside it sees the copy written before it.
             stored = self._stored_alerts(conn, keys)
-            for ts, alert in zip(keys, alerts, strict=True):
-                digest, text = records.alert_row(alert)
-                row = stored.get(ts)
-                previous = Alert.from_dict(json.loads(row[1])) if row else None
-                decision = records.decide_upsert(previous, row[0] if row else None, alert, digest)
-                if not decision.write:
-                    results.append(AlertUpsert(previous or alert, decision.change))
-                    continue
-                stored[ts] = (digest, text)
-                rows[ts] = (ALERT_FEED, ts, expiry, digest, text)
-                results.append(AlertUpsert(alert, decision.change))
+            results, rows = _decide(alerts, keys, serialized, stored, expiry)
             conn.executemany(
                 f"INSERT OR REPLACE INTO {self._t('feed')} (feed_id, ts, expires_at, digest, doc) "
                 "VALUES (?, ?, ?, ?, ?)",
-                list(rows.values()),
+                rows,
             )
         return results
 
