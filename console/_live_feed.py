@@ -98,13 +98,13 @@ def alert_frame(rows: list[tuple]) -> pd.DataFrame:
 
 def feed_alerts(frame: pd.DataFrame) -> list[FeedAlert]:
     """Turn the rows of an ``alert_frame`` into ``FeedAlert`` values, in frame order."""
-    columns = [frame[name].tolist() for name in FeedAlert._fields]
-    alerts = []
-    for values in zip(*columns, strict=True):
-        *text, starts, ends = values
-        end = None if pd.isna(ends) else ends.to_pydatetime()
-        alerts.append(FeedAlert(*text, starts.to_pydatetime(), end))
-    return alerts
+    text = [frame[name].tolist() for name in FeedAlert._fields[:-2]]
+    starts = frame["starts_at"].dt.to_pydatetime()
+    ends = frame["ends_at"].dt.to_pydatetime()
+    return [
+        FeedAlert(*values, start, None if end is pd.NaT else end)
+        for *values, start, end in zip(*text, starts, ends, strict=True)
+    ]
 
 
 def worst_firing(frame: pd.DataFrame) -> dict[str, int]:
