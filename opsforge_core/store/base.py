@@ -37,7 +37,7 @@ ALERT_FEED = "alerts"
 METRIC_FEED = "metrics"
 
 # Fields of each tuple that ``Store.recent_alert_rows`` returns, in order. Times are ISO 8601
-# UTC text as ``Alert.to_dict`` writes them; ``ends_at`` is None while an alert is firing.
+# UTC text as ``Alert.to_dict`` writes them, and ``ends_at`` is None while an alert is firing.
 ALERT_ROW_FIELDS = (
     "fingerprint",
     "name",
@@ -234,7 +234,7 @@ class Store(ABC):
         """Alerts from the feed as tuples of ``ALERT_ROW_FIELDS``, newest start time first.
 
         The window, page size and cursor work as in ``recent_alerts``. This default reads whole
-        alerts; a backend can override it to read only these fields, for lists that show no
+        alerts. A backend can override it to read only these fields, for lists that show no
         labels, description or raw payload.
         """
         page = self.recent_alerts(since=since, until=until, limit=limit, cursor=cursor)
