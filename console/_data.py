@@ -88,7 +88,7 @@ def _feed(key: tuple[tuple[str, str], ...], minutes: int, end: datetime) -> dict
 
 
 def scan_series(series: list[MetricSeries]) -> dict[str, dict]:
-    """Run the PredictiveOps detector on each series; return its verdicts as dicts by key."""
+    """Run the PredictiveOps detector on each series and return its verdicts as dicts by key."""
     from opsforge_core.agents.base import AnalysisContext
     from opsforge_core.agents.detect import scan_all
 

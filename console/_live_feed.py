@@ -2,7 +2,8 @@
 
 Every read of an ``st.cache_data`` entry unpickles it, and a write pickles it. So the entry keeps
 the alerts as a DataFrame of the fields the page shows, not as ``Alert`` objects (pickling
-10,000 of those took about 0.1 s). The page reads a whole alert only to show its details.
+10,000 of those took about 0.1 s on a 2-core machine). The page reads a whole alert only to
+show its details.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ def load_live_feed(minutes: int, end: datetime | None = None) -> dict[str, Any]:
     """Read the feed window for the Live page.
 
     Returns ``alerts`` (an ``alert_frame``, at most ``MAX_FEED_ALERTS`` of the newest),
-    ``cut`` (True when the window holds more), ``series``, ``anomalies`` (the PredictiveOps
+    ``cut`` (True when the window contains more), ``series``, ``anomalies`` (the PredictiveOps
     verdict on each series, as dicts by series key) and ``end``. The window is the ``minutes``
     before ``end`` (default ``feed_end()``), cut to whole refresh intervals so that reruns
     within one interval reuse the cached read.
@@ -130,7 +131,7 @@ def _feed_alert(
     store = get_store()
     cursor: str | None = None
     while True:
-        # A window that starts and ends at one instant holds the alerts that started then.
+        # A window that starts and ends at one instant contains the alerts that started then.
         page = store.recent_alerts(since=starts_at, until=starts_at, limit=FEED_PAGE, cursor=cursor)
         for alert in page.items:
             if alert.fingerprint == fingerprint and alert.starts_at == starts_at:

@@ -172,15 +172,15 @@ def _alert_table(alerts: pd.DataFrame, now: datetime) -> None:
     severities = left.multiselect("Severity", SEVERITIES, key="live-severity")
     only_firing = right.toggle("Firing only", key="live-firing")
     # The frame is in the table's order already, so a filtered slice needs no sorting.
-    shown = filter_alerts(alerts, severities, only_firing)
-    pages = max(1, -(-len(shown) // PAGE_SIZE))
+    matching = filter_alerts(alerts, severities, only_firing)
+    pages = max(1, -(-len(matching) // PAGE_SIZE))
     # The page count shrinks when a filter narrows the table; keep the stored page in range.
     st.session_state["live-page"] = min(int(st.session_state.get("live-page", 1)), pages)
     number = st.number_input(
         f"Page (of {pages})", min_value=1, max_value=pages, step=1, key="live-page"
     )
-    page = paginate(range(len(shown)), int(number), PAGE_SIZE)
-    rows = feed_alerts(shown.iloc[page.rows])
+    page = paginate(range(len(matching)), int(number), PAGE_SIZE)
+    rows = feed_alerts(matching.iloc[page.rows])
     st.dataframe(alert_rows(rows, now), hide_index=True, key="live-alerts")
     st.caption(f"{page.total:,} alerts match; page {page.number} of {page.count}.")
     if rows:

@@ -20,7 +20,7 @@ TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
 
 
 class AlertFields(Protocol):
-    """The alert fields that tables and charts show; ``Alert`` has them all."""
+    """The alert fields that tables and charts show. ``Alert`` has them all."""
 
     @property
     def fingerprint(self) -> str: ...
