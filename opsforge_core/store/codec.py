@@ -212,9 +212,14 @@ def decompress(data: bytes) -> Any:
     return json.loads(gzip.decompress(data))
 
 
+# Built once: ``json.dumps`` with options builds a new encoder on every call. The encoder keeps
+# no state between calls, so threads can share it.
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def dumps(document: Any) -> str:
     """Serialize a normalized document to compact JSON (``allow_nan`` off as a guard)."""
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _ENCODER.encode(document)
 
 
 # -- keys, times and cursors -----------------------------------------------------------------
@@ -243,7 +248,12 @@ def sort_time(value: datetime) -> str:
     ``iso()`` drops zero microseconds, and ``"…:34Z"`` sorts after ``"…:34.5Z"``, so sort
     keys always carry six fractional digits.
     """
-    return utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    value = utc(value)
+    if value.year >= 1000:
+        # The same text as strftime below, about twice as fast. strftime's %Y writes years
+        # before 1000 without leading zeros on Linux, where isoformat pads them.
+        return value.isoformat(timespec="microseconds")[:-6] + "Z"
+    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def parse_sort_time(value: str) -> datetime:
