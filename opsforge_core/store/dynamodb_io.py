@@ -141,6 +141,7 @@ class Tables:
         self.client = client
         self.endpoint = endpoint or "AWS"
         self.sleep = sleep
+        self.threads = CALL_THREADS
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
 
@@ -155,7 +156,7 @@ class Tables:
     def _pool(self) -> ThreadPoolExecutor:
         with self._executor_lock:
             if self._executor is None:
-                self._executor = ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="dynamodb")
+                self._executor = ThreadPoolExecutor(self.threads, thread_name_prefix="dynamodb")
             return self._executor
 
     def close(self) -> None:

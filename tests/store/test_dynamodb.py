@@ -206,12 +206,16 @@ def test_update_item_without_version(dynalite, dynalite_client):
 def test_upsert_retries_unprocessed_keys(stubbed):
     store, stubber = stubbed
     alerts = [make_alert("fp-1"), make_alert("fp-2", minutes=1)]
+    first = {"feed_id": "alerts", "ts": alert_sort_key(alerts[0])}
     key = serialize({"feed_id": "alerts", "ts": alert_sort_key(alerts[1])})
-    # The writer takes the feed lock, reads, writes both new alerts in one batch, releases.
+    # The writer takes the feed lock. The range read stops after the first key, as in a range
+    # crowded with other alerts, so the second key is read by key.
     stubber.add_response("put_item", {})
+    stubber.add_response("query", {"Items": [], "LastEvaluatedKey": serialize(first)})
     stubber.add_response(
         "batch_get_item",
         {"Responses": {NAMES["feed"]: []}, "UnprocessedKeys": {NAMES["feed"]: {"Keys": [key]}}},
+        {"RequestItems": {NAMES["feed"]: {"Keys": [key], "ConsistentRead": True}}},
     )
     stubber.add_response(
         "batch_get_item",
@@ -227,7 +231,9 @@ def test_upsert_gives_up_on_unprocessed_keys(stubbed):
     store, stubber = stubbed
     alert = make_alert("fp-1")
     key = serialize({"feed_id": "alerts", "ts": alert_sort_key(alert)})
+    earlier = serialize({"feed_id": "alerts", "ts": "2026-01-01T00:00:00.000000Z#fp-0"})
     stubber.add_response("put_item", {})
+    stubber.add_response("query", {"Items": [], "LastEvaluatedKey": earlier})
     for _ in range(BATCH_ATTEMPTS):
         stubber.add_response(
             "batch_get_item",

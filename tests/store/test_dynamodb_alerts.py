@@ -181,3 +181,19 @@ def test_delivery_over_one_chunk(feed):
     assert len(stored) == 260
     resolved = sorted(a.fingerprint for a in stored if a.status == "resolved")
     assert resolved == [f"fp-{i:03d}" for i in range(0, 260, 2)]
+
+
+def test_crowded_range_read_by_key(feed):
+    # 300 stored alerts lie between the first and last key of the delivery below, so its range
+    # read stops early and the keys after that point are read by key.
+    feed.upsert_alerts([make_alert(f"fp-{i:03d}", minutes=i) for i in range(300)])
+    delivery = [
+        make_alert("fp-000", minutes=0),
+        make_alert("fp-new", minutes=150),
+        make_alert("fp-299", minutes=299, status="resolved"),
+        make_alert("fp-298", minutes=298),
+    ]
+    results = feed.upsert_alerts(delivery)
+    assert [r.change for r in results] == ["unchanged", "new", "resolved", "unchanged"]
+    assert results[3].alert.fingerprint == "fp-298"
+    assert len(feed.recent_alerts(limit=1000).items) == 301

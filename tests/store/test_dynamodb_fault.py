@@ -86,8 +86,10 @@ def test_alert_upserts_interrupted(server):
     store.init()
     # A short lease, so the retry below takes over the lock the crash left behind quickly.
     store.feed_lock.lease_seconds = 4.0
+    # One call thread sends the batches of 25, 25 and 10 in order, so exactly two land.
+    store.tables.threads = 1
     alerts = [make_alert(f"fp-{i:02d}", minutes=i) for i in range(60)]
-    _kill_after(server, client, "BatchWriteItem", 2)  # batches of 25, 25 and 10: two land
+    _kill_after(server, client, "BatchWriteItem", 2)
 
     with pytest.raises(PartialWriteError) as info:
         store.upsert_alerts(alerts)
