@@ -43,6 +43,7 @@ def serve(host: str, port: int, workers: int = 1) -> None:
         "uvloop" if _installed("uvloop") else "asyncio",
         "httptools" if _installed("httptools") else "h11",
     )
+    # uvicorn picks uvloop by itself when it is installed ("auto").
     # The request log replaces uvicorn's access log, which would print query strings.
     uvicorn.run(
         f"{__name__}:create_service_app",
@@ -52,9 +53,20 @@ def serve(host: str, port: int, workers: int = 1) -> None:
         workers=workers,
         access_log=False,
         log_config=None,
+        http=http_protocol(),
     )
 
 
 def _installed(module: str) -> bool:
-    """Tell whether ``module`` can be imported; uvicorn's "auto" choices prefer these two."""
+    """Tell whether ``module`` can be imported."""
     return importlib.util.find_spec(module) is not None
+
+
+def http_protocol() -> str:
+    """Return uvicorn's HTTP protocol: httptools with the limits of ``api_protocol``, else h11.
+
+    An import string, because uvicorn passes it to each worker process.
+    """
+    if _installed("httptools"):
+        return "opsforge_core.api_protocol:BoundedHttpToolsProtocol"
+    return "h11"

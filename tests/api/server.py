@@ -9,6 +9,7 @@ from pathlib import Path
 import uvicorn
 
 from opsforge_core.api import create_app
+from opsforge_core.api_server import http_protocol
 from opsforge_core.config import Settings
 from tests.conftest import free_port
 
@@ -29,14 +30,22 @@ def api_settings(tmp_path: Path, token: str | None = TOKEN, **overrides: object)
 
 
 class ApiServer:
-    """Start ``create_app(settings, ...)`` under uvicorn; ``url`` is its base address."""
+    """Start ``create_app(settings, ...)`` under uvicorn; ``url`` is its base address.
+
+    The server parses HTTP with the protocol that ``serve`` uses.
+    """
 
     def __init__(self, settings: Settings, **app_options: object) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.app = create_app(settings, **app_options)
         config = uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_config=None, access_log=False
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_config=None,
+            access_log=False,
+            http=http_protocol(),
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
