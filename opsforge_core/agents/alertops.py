@@ -18,7 +18,6 @@ deliveries.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -86,10 +85,10 @@ class AlertOpsAgent(Agent):
         count = len(ctx.alerts)
         if count == 0:
             return 5, "no alerts to triage"
-        unique = {(a.fingerprint, a.starts_at) for a in ctx.alerts}
+        # The run needs the deduplication anyway, so it is done once here and shared.
+        unique, _, _ = dedup_and_flapping(ctx.alerts, ctx.cache)
         repeats = count - len(unique)
-        fingerprints = {a.fingerprint for a in ctx.alerts}
-        if repeats or len(unique) > len(fingerprints):
+        if repeats or len(unique) > len({a.fingerprint for a in unique}):
             return 95, f"{count} alerts with {repeats} repeats or re-firings to collapse"
         if count == 1:
             return 60, "one alert: nothing to group, but past incidents may match"
@@ -192,41 +191,61 @@ def dedup_and_flapping(
 
 
 def deduplicate(alerts: list[Alert]) -> tuple[list[Alert], list[dict[str, Any]]]:
-    """Keep one alert per (fingerprint, start), preferring the latest state (resolved)."""
-    by_key: dict[tuple[str, Any], list[Alert]] = defaultdict(list)
+    """Keep one alert per (fingerprint, start): the last resolved copy, else the last copy."""
+    # One pass with no per-key lists: a storm of 100,000 alerts has about as many keys.
+    chosen: dict[tuple[str, Any], Alert] = {}
+    copies: dict[tuple[str, Any], int] = {}
     for alert in alerts:
-        by_key[(alert.fingerprint, alert.starts_at)].append(alert)
-    unique: list[Alert] = []
-    duplicates: list[dict[str, Any]] = []
-    for (fingerprint, start), copies in by_key.items():
-        resolved = [a for a in copies if a.status == "resolved"]
-        unique.append(resolved[-1] if resolved else copies[-1])
-        if len(copies) > 1:
-            duplicates.append(
-                {"fingerprint": fingerprint, "start": iso(start), "count": len(copies)}
-            )
+        key = (alert.fingerprint, alert.starts_at)
+        current = chosen.get(key)
+        if current is None:
+            chosen[key] = alert
+            continue
+        copies[key] = copies.get(key, 1) + 1
+        if alert.status == "resolved" or current.status != "resolved":
+            chosen[key] = alert
+    # Listed in the order each key first arrived.
+    duplicates = [
+        {"fingerprint": fingerprint, "start": iso(start), "count": copies[(fingerprint, start)]}
+        for fingerprint, start in chosen
+        if (fingerprint, start) in copies
+    ]
+    unique = list(chosen.values())
     unique.sort(key=lambda a: (a.starts_at, a.fingerprint))
     return unique, duplicates
 
 
+@dataclass
+class _Episodes:
+    first: Alert
+    last: Alert
+    count: int = 1
+    resolved: int = 0
+
+
 def find_flapping(unique: list[Alert], min_episodes: int = FLAP_EPISODES) -> list[dict[str, Any]]:
     """Return fingerprints that fired at least ``min_episodes`` times, resolving in between."""
-    episodes: dict[str, list[Alert]] = defaultdict(list)
+    episodes: dict[str, _Episodes] = {}
     for alert in unique:
-        episodes[alert.fingerprint].append(alert)
+        runs = episodes.get(alert.fingerprint)
+        if runs is None:
+            runs = episodes[alert.fingerprint] = _Episodes(alert, alert, 0)
+        runs.last = alert
+        runs.count += 1
+        if alert.status == "resolved":
+            runs.resolved += 1
     flapping = []
     for fingerprint, runs in episodes.items():
-        resolved = sum(1 for a in runs if a.status == "resolved")
         # Every episode but the last must have resolved for the next one to start.
-        if len(runs) >= min_episodes and resolved >= len(runs) - 1:
+        if runs.count >= min_episodes and runs.resolved >= runs.count - 1:
             flapping.append(
                 {
                     "fingerprint": fingerprint,
-                    "service": runs[0].service,
-                    "name": runs[0].name,
-                    "episodes": len(runs),
-                    "first": iso(runs[0].starts_at),
-                    "last": iso(runs[-1].starts_at),
+                    "service": runs.first.service,
+                    "name": runs.first.name,
+                    "episodes": runs.count,
+                    "first": iso(runs.first.starts_at),
+                    "last": iso(runs.last.starts_at),
                 }
             )
     return flapping
