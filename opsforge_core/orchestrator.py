@@ -26,6 +26,7 @@ from opsforge_core.agents.alertops import signature_of
 from opsforge_core.agents.base import Agent, AnalysisContext
 from opsforge_core.config import Settings
 from opsforge_core.errors import OpsForgeError, StoreError
+from opsforge_core.gc_tuning import analysis_gc
 from opsforge_core.llm import synthesize
 from opsforge_core.llm.base import SynthesisRequest, TextCallback
 from opsforge_core.models import (
@@ -143,6 +144,23 @@ class Orchestrator:
         raises ``StoreError``, for callers that must let their sender retry.
         Otherwise raises ``OpsForgeError`` only for an unknown agent name.
         """
+        with analysis_gc():
+            return self._handle_incident(
+                alerts, metrics, agents, graph, symptom, progress, on_text, persist, require_stored
+            )
+
+    def _handle_incident(
+        self,
+        alerts: list[Alert],
+        metrics: list[MetricSeries] | None,
+        agents: Sequence[str] | None,
+        graph: ServiceGraph | None,
+        symptom: dict[str, Any] | None,
+        progress: ProgressCallback | None,
+        on_text: TextCallback | None,
+        persist: bool,
+        require_stored: bool,
+    ) -> IncidentReport:
         report_progress = progress or _no_progress
         if not alerts and not metrics:
             raise OpsForgeError("nothing to analyze: give at least one alert or metric series")
