@@ -1,22 +1,22 @@
 """Alert upserts on the DynamoDB event feed, read and written in batches.
 
-A delivery takes the feed lock (``dynamodb_lock``), reads its keys (a Query per key range, see
-``_LockedWriter._read``), decides each alert against the stored copy and writes the changed ones
-with BatchWriteItem. Holding the
-lock from the read to the last write does what a conditional write per alert would do. No
-concurrent delivery can change an item between the read that decides and the write, so a new
-alert delivered twice at once is stored once and counted once as new. The calls run on the
-call threads of ``Tables.submit`` (see ``_LockedWriter``).
+The writer of a delivery takes the feed lock (``dynamodb_lock``), reads the delivery's keys (a
+Query per key range, see ``_read_range``), decides each alert against its stored copy and writes
+the changed ones with BatchWriteItem. Holding the lock from that read to the last write does
+what a conditional write per alert would do. No concurrent delivery can change an item between
+the read that decides and the write, so a new alert delivered twice at once is stored once and
+counted once as new. The calls run on the call threads of ``Tables.submit``, and the reads and
+writes of different chunks overlap (see ``_LockedWriter``).
 
-A repeat delivery that changes nothing takes the lock too. Reading first without the lock would
-spare it that, but every delivery with a new alert would then read its keys twice, and new
-alerts are what a storm of alerts consists of.
+A delivery of up to 100 keys is read once before the lock is taken as well. When all of its
+alerts repeat their stored copies unchanged, it is done without the two calls of the lock. Else
+it reads the range of the keys it writes again under the lock, which costs one more small call.
+A bigger delivery takes the lock first, because its chunks then overlap from the first read on.
 
 An alert item stores the alert as compact JSON text (``doc_json``), the text the SQLite backend
 stores too, or that text gzip compressed (``doc_gz``) when the item would be over the limit.
 Sending a string costs far less than a map attribute with one entry per field, both in
-botocore and in the server. Items written as a map (``doc``) before are still read.
-"""
+botocore and in the server. Items written as a map (``doc``) before are still read."""
 
 from __future__ import annotations
 
@@ -147,22 +147,87 @@ def upsert_alerts(
 ) -> list[AlertUpsert]:
     """Record one delivery in the feed; see ``Store.upsert_alerts`` for the contract."""
     delivery = AlertDelivery(table, alerts, expiry)
+    pending = sorted(delivery.groups)
+    if len(pending) <= BATCH_GET_SIZE:
+        try:
+            stored = _read_range(tables, table, pending)
+        except StoreError as exc:
+            raise delivery.unwritten_error(range(len(alerts)), exc) from exc
+        pending = _settle_unchanged(delivery, pending, stored)
+        if not pending:
+            return [r for r in delivery.results if r is not None]
     try:
         with lock.held() as lease:
             writer = _LockedWriter(tables, delivery, lease)
-            writer.run()
+            writer.run(pending)
     except StoreError as exc:
-        raise delivery.unwritten_error(range(len(alerts)), exc) from exc
+        positions = [p for ts in pending for p in delivery.groups[ts]]
+        raise delivery.unwritten_error(positions, exc) from exc
     if writer.error is not None:
         positions = [p for ts in writer.unwritten for p in delivery.groups[ts]]
         raise delivery.unwritten_error(positions, writer.error) from writer.error
     return [r for r in delivery.results if r is not None]
 
 
-class _LockedWriter:
-    """The reads and writes of one delivery, run on the call threads while the lock is held.
+def _settle_unchanged(
+    delivery: AlertDelivery, keys: list[str], stored: dict[str, dict[str, Any]]
+) -> list[str]:
+    """Settle the keys whose alerts need no write; return the others."""
+    now = time.time()
+    pending = []
+    for ts in keys:
+        upserts, to_write = delivery.decide(ts, stored.get(ts), now)
+        if to_write is None:
+            delivery.settle(ts, upserts)
+        else:
+            pending.append(ts)
+    return pending
 
-    The sorted keys are read in chunks of up to 100 (see ``_read``). As each read returns, its
+
+def _chunks(keys: list[str]) -> list[list[str]]:
+    return [keys[i : i + BATCH_GET_SIZE] for i in range(0, len(keys), BATCH_GET_SIZE)]
+
+
+def _read_range(tables: Tables, table: str, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """Read the stored items of sorted ``keys`` with one Query over their key range.
+
+    Alerts arrive roughly in time order, so a chunk's range contains few items besides its own
+    keys, and a range read costs the server one scan instead of a lookup per key. DynamoDB
+    bills it by the size of the items read, not at least one unit per key. The keys beyond
+    where a crowded range stopped are read by key instead.
+    """
+    response = tables.call(
+        "query",
+        table,
+        f"alerts from ts={keys[0]!r} to ts={keys[-1]!r}",
+        TableName=table,
+        KeyConditionExpression="feed_id = :feed AND ts BETWEEN :low AND :high",
+        ExpressionAttributeValues=serialize(
+            {":feed": ALERT_FEED, ":low": keys[0], ":high": keys[-1]}
+        ),
+        ConsistentRead=True,
+        Limit=RANGE_READ_ITEMS_PER_KEY * len(keys),
+    )
+    wanted = set(keys)
+    found = {}
+    for item in response.get("Items", []):
+        ts = item["ts"]["S"]
+        if ts in wanted:
+            found[ts] = deserialize(item)
+    last = response.get("LastEvaluatedKey")
+    rest = [ts for ts in keys if ts > last["ts"]["S"]] if last else []
+    if rest:
+        stored = tables.batch_get(
+            table, [{"feed_id": ALERT_FEED, "ts": ts} for ts in rest], FEED_KEY
+        )
+        found.update({ts: item for (_, ts), item in stored.items()})
+    return found
+
+
+class _LockedWriter:
+    """The locked reads and writes of one delivery, run on the call threads.
+
+    The keys are read in chunks of up to 100 (see ``_read_range``). As each read returns, its
     alerts are decided on this thread and their items go out in BatchWriteItem calls of 25,
     so reads, decisions and writes overlap. Errors are collected, not raised, so that every
     call has finished before the lock is released.
@@ -176,10 +241,13 @@ class _LockedWriter:
         self.error: StoreError | None = None
         self._writes: dict[Future, list[tuple[str, list[AlertUpsert]]]] = {}
 
-    def run(self) -> None:
-        keys = sorted(self.delivery.groups)
-        chunks = [keys[i : i + BATCH_GET_SIZE] for i in range(0, len(keys), BATCH_GET_SIZE)]
-        reads = {self.tables.submit(self._read, chunk): chunk for chunk in chunks}
+    def run(self, keys: list[str]) -> None:
+        """Read the sorted ``keys`` again, decide and write the alerts that change."""
+        table = self.delivery.table
+        reads = {
+            self.tables.submit(_read_range, self.tables, table, chunk): chunk
+            for chunk in _chunks(keys)
+        }
         try:
             for future in as_completed(reads):
                 try:
@@ -193,42 +261,6 @@ class _LockedWriter:
         finally:
             # A bug above must not release the lock while writes are still in flight.
             wait([*reads, *self._writes])
-
-    def _read(self, keys: list[str]) -> dict[str, dict[str, Any]]:
-        """Read the stored items of sorted ``keys`` with one Query over their key range.
-
-        Alerts arrive roughly in time order, so a chunk's range contains few items besides
-        its own keys, and a range read costs the server one scan instead of a lookup per key.
-        DynamoDB bills it by the size of the items read, not at least one unit per key. The
-        keys beyond where a crowded range stopped are read by key instead.
-        """
-        table = self.delivery.table
-        response = self.tables.call(
-            "query",
-            table,
-            f"alerts from ts={keys[0]!r} to ts={keys[-1]!r}",
-            TableName=table,
-            KeyConditionExpression="feed_id = :feed AND ts BETWEEN :low AND :high",
-            ExpressionAttributeValues=serialize(
-                {":feed": ALERT_FEED, ":low": keys[0], ":high": keys[-1]}
-            ),
-            ConsistentRead=True,
-            Limit=RANGE_READ_ITEMS_PER_KEY * len(keys),
-        )
-        wanted = set(keys)
-        found = {}
-        for item in response.get("Items", []):
-            ts = item["ts"]["S"]
-            if ts in wanted:
-                found[ts] = deserialize(item)
-        last = response.get("LastEvaluatedKey")
-        rest = [ts for ts in keys if ts > last["ts"]["S"]] if last else []
-        if rest:
-            stored = self.tables.batch_get(
-                table, [{"feed_id": ALERT_FEED, "ts": ts} for ts in rest], FEED_KEY
-            )
-            found.update({ts: item for (_, ts), item in stored.items()})
-        return found
 
     def _decide(self, keys: list[str], stored: dict[str, dict[str, Any]]) -> None:
         """Settle the alerts that need no write and send the others' items in batches."""

@@ -208,9 +208,8 @@ def test_upsert_retries_unprocessed_keys(stubbed):
     alerts = [make_alert("fp-1"), make_alert("fp-2", minutes=1)]
     first = {"feed_id": "alerts", "ts": alert_sort_key(alerts[0])}
     key = serialize({"feed_id": "alerts", "ts": alert_sort_key(alerts[1])})
-    # The writer takes the feed lock. The range read stops after the first key, as in a range
-    # crowded with other alerts, so the second key is read by key.
-    stubber.add_response("put_item", {})
+    # The range read stops after the first key, as in a range crowded with other alerts, so
+    # the second key is read by key.
     stubber.add_response("query", {"Items": [], "LastEvaluatedKey": serialize(first)})
     stubber.add_response(
         "batch_get_item",
@@ -222,6 +221,10 @@ def test_upsert_retries_unprocessed_keys(stubbed):
         {"Responses": {NAMES["feed"]: []}},
         {"RequestItems": {NAMES["feed"]: {"Keys": [key], "ConsistentRead": True}}},
     )
+    # Both are new: the writer takes the feed lock, reads their range again, writes both in one
+    # batch and releases the lock.
+    stubber.add_response("put_item", {})
+    stubber.add_response("query", {"Items": []})
     stubber.add_response("batch_write_item", {"UnprocessedItems": {}})
     stubber.add_response("delete_item", {})
     assert [r.change for r in store.upsert_alerts(alerts)] == ["new", "new"]
@@ -232,14 +235,12 @@ def test_upsert_gives_up_on_unprocessed_keys(stubbed):
     alert = make_alert("fp-1")
     key = serialize({"feed_id": "alerts", "ts": alert_sort_key(alert)})
     earlier = serialize({"feed_id": "alerts", "ts": "2026-01-01T00:00:00.000000Z#fp-0"})
-    stubber.add_response("put_item", {})
     stubber.add_response("query", {"Items": [], "LastEvaluatedKey": earlier})
     for _ in range(BATCH_ATTEMPTS):
         stubber.add_response(
             "batch_get_item",
             {"Responses": {}, "UnprocessedKeys": {NAMES["feed"]: {"Keys": [key]}}},
         )
-    stubber.add_response("delete_item", {})
     with pytest.raises(PartialWriteError, match="unprocessed") as info:
         store.upsert_alerts([alert])
     assert info.value.unwritten == [{"feed_id": "alerts", "ts": alert_sort_key(alert)}]

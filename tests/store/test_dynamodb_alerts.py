@@ -59,16 +59,18 @@ def _run_together(*deliveries):
     return results
 
 
-def test_concurrent_new_alert_counted_once(feed, dynalite):
+# Deliveries of up to 100 keys are read before the lock is taken, bigger ones only under it.
+@pytest.mark.parametrize("count", [40, 150])
+def test_concurrent_new_alert_counted_once(feed, dynalite, count):
     other = _twin(feed, dynalite)
-    for round_number in range(5):
-        alerts = [make_alert(f"fp-{round_number}-{i:02d}", minutes=i) for i in range(40)]
+    for round_number in range(4):
+        alerts = [make_alert(f"fp-{round_number}-{i:03d}", minutes=i) for i in range(count)]
         first, second = _run_together((feed, alerts), (other, list(reversed(alerts))))
         new = [u.alert.fingerprint for u in first + second if u.change == "new"]
         assert sorted(new) == sorted(a.fingerprint for a in alerts)
         repeats = [u for u in first + second if u.change == "unchanged"]
-        assert len(repeats) == 40
-    assert len(feed.recent_alerts().items) == 200
+        assert len(repeats) == count
+    assert len(feed.recent_alerts(limit=1000).items) == 4 * count
     other.close()
 
 
@@ -78,6 +80,18 @@ def test_concurrent_threads_one_store(feed):
     changes = [u.change for result in results for u in result]
     assert changes.count("new") == 30
     assert changes.count("unchanged") == 60
+
+
+def test_repeat_delivery_takes_no_lock(feed):
+    alerts = [make_alert(f"fp-{i:02d}", minutes=i) for i in range(30)]
+    feed.upsert_alerts(alerts)
+    _hold_lock(feed, time.time() + 60)
+    feed.feed_lock.wait_seconds = 0.3
+    changes = [r.change for r in feed.upsert_alerts(alerts)]
+    assert changes == ["unchanged"] * 30
+    with pytest.raises(PartialWriteError, match="held the alert feed lock") as info:
+        feed.upsert_alerts(alerts[:29] + [make_alert("fp-29", minutes=29, status="resolved")])
+    assert info.value.unwritten == [{"feed_id": "alerts", "ts": alert_sort_key(alerts[29])}]
 
 
 def test_lock_released_after_delivery(feed):
