@@ -17,7 +17,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -70,13 +70,11 @@ class FeedLock:
         table: str,
         lease_seconds: float = LEASE_SECONDS,
         wait_seconds: float = WAIT_SECONDS,
-        clock: Callable[[], float] = time.time,
     ) -> None:
         self.tables = tables
         self.table = table
         self.lease_seconds = lease_seconds
         self.wait_seconds = wait_seconds
-        self.clock = clock
         self._local = threading.Lock()
 
     @contextmanager
@@ -112,7 +110,7 @@ class FeedLock:
     def _try_put(self, owner: str) -> bool:
         # NOTE: leases compare wall clocks, so hosts whose clocks differ by more than half a
         # lease could both hold the lock after a holder died. Live holders are not affected.
-        now = self.clock()
+        now = time.time()
         lease_until = now + self.lease_seconds
         item = {
             **LOCK_KEY,
