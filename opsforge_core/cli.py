@@ -21,7 +21,10 @@ from opsforge_core.report_text import format_report
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_API_WORKERS = 1
+# The default worker count is one per CPU up to this many. Every worker waits for the same
+# SQLite write lock and holds its own store and orchestrator (about 160 MB in bench.load), so
+# more processes add memory and lock waits sooner than they add throughput.
+MAX_DEFAULT_API_WORKERS = 4
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,8 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--workers",
         type=int,
-        help="uvicorn worker processes (default: OPSFORGE_API_WORKERS, else "
-        f"{DEFAULT_API_WORKERS})",
+        help="uvicorn worker processes (default: OPSFORGE_API_WORKERS, else one per CPU, "
+        f"at most {MAX_DEFAULT_API_WORKERS})",
     )
     return parser
 
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             return _analyze(args, settings)
         if args.command == "store":
             return _store(args.action, settings)
-        return _serve(args.host, args.port, _api_workers(args.workers))
+        return _serve(args.host, args.port, resolve_api_workers(args.workers))
     except (IngestError, ConfigError) as exc:
         if args.debug:
             raise
@@ -206,14 +209,23 @@ def _store(action: str, settings: Settings) -> int:
     return 0
 
 
-def _api_workers(flag: int | None) -> int:
+def default_api_workers() -> int:
+    """Return one worker per CPU this process may run on, at most MAX_DEFAULT_API_WORKERS."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_DEFAULT_API_WORKERS))
+
+
+def resolve_api_workers(flag: int | None) -> int:
     """Return the worker count: ``--workers``, else OPSFORGE_API_WORKERS, else the default."""
     if flag is not None:
         value, source = flag, "--workers"
     else:
         raw = os.environ.get("OPSFORGE_API_WORKERS", "").strip()
         if not raw:
-            return DEFAULT_API_WORKERS
+            return default_api_workers()
         if not raw.isdigit():
             raise ConfigError(f"OPSFORGE_API_WORKERS={raw!r} is invalid; use a whole number")
         value, source = int(raw), "OPSFORGE_API_WORKERS"

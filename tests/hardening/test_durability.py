@@ -42,6 +42,8 @@ class ServeProcess:
             "OPSFORGE_LLM_PROVIDER": "offline",
             "OPSFORGE_API_TOKEN": token,
             "OPSFORGE_AUTO_ANALYZE": "false",
+            # One process, so SIGKILL stops every process that could have acknowledged a write.
+            "OPSFORGE_API_WORKERS": "1",
         }
         command = [sys.executable, "-m", "opsforge_core", "serve", "--port", str(self.port)]
         with self.log_path.open("w") as log:

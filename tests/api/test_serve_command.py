@@ -1,0 +1,150 @@
+"""``python -m opsforge_core serve``: the worker count setting and a server with two workers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from opsforge_core import cli
+from opsforge_core.config import Settings
+from opsforge_core.store import open_store
+from tests.conftest import REPO_ROOT, free_port
+
+from .server import TOKEN
+
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def test_serve_rejects_zero_workers(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["serve", "--workers", "0"]) == 2
+    assert "--workers=0 is invalid; run at least 1 worker" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["two", "-1", "1.5"])
+def test_serve_rejects_invalid_worker_setting(
+    value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OPSFORGE_API_WORKERS", value)
+    assert cli.main(["serve"]) == 2
+    assert f"OPSFORGE_API_WORKERS={value!r} is invalid" in capsys.readouterr().err
+
+
+def test_worker_count_flag_beats_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPSFORGE_API_WORKERS", "3")
+    assert cli.resolve_api_workers(2) == 2
+    assert cli.resolve_api_workers(None) == 3
+    monkeypatch.delenv("OPSFORGE_API_WORKERS")
+    assert cli.resolve_api_workers(None) == cli.default_api_workers()
+
+
+def test_default_workers_one_per_cpu_capped(monkeypatch: pytest.MonkeyPatch) -> None:
+    for cpus, expected in [(1, 1), (2, 2), (4, 4), (16, cli.MAX_DEFAULT_API_WORKERS)]:
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid, n=cpus: set(range(n)))
+        assert cli.default_api_workers() == expected
+
+
+@pytest.fixture
+def two_workers(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
+    port = free_port()
+    env = {
+        **os.environ,
+        "OPSFORGE_STORE": "sqlite",
+        "OPSFORGE_SQLITE_PATH": str(tmp_path / "opsforge.db"),
+        "OPSFORGE_LLM_PROVIDER": "offline",
+        "OPSFORGE_API_TOKEN": TOKEN,
+        "OPSFORGE_AUTO_ANALYZE": "false",
+        "OPSFORGE_API_WORKERS": "2",
+    }
+    log_path = tmp_path / "serve.log"
+    command = [sys.executable, "-m", "opsforge_core", "serve", "--port", str(port)]
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, process, log_path)
+        yield url, process, log_path
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"serve exited with {process.returncode}: {log_path.read_text()[-2000:]}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    pytest.fail("serve with two workers did not answer /healthz within 60 s")
+
+
+def _alert(index: int) -> dict[str, object]:
+    return {
+        "fingerprint": f"two-workers-{index:03d}",
+        "name": "DiskFull",
+        "service": "db",
+        "severity": "warning",
+        "status": "firing",
+        "summary": "disk 97% full",
+        "starts_at": "2026-11-20T10:00:00Z",
+    }
+
+
+@pytest.mark.slow
+def test_two_workers_store_every_alert(
+    two_workers: tuple[str, subprocess.Popen[bytes], Path], tmp_path: Path
+) -> None:
+    url, process, log_path = two_workers
+    workers = psutil.Process(process.pid).children(recursive=True)
+    # Two workers; a multiprocessing resource tracker may run beside them.
+    assert len(workers) >= 2
+
+    # A new connection per request, so the kernel hands requests to both workers.
+    statuses = []
+    for index in range(40):
+        response = httpx.post(
+            f"{url}/api/v1/events", json={"alerts": [_alert(index)]}, headers=AUTH, timeout=10
+        )
+        statuses.append(response.status_code)
+    repeat = httpx.post(
+        f"{url}/api/v1/events", json={"alerts": [_alert(7)]}, headers=AUTH, timeout=10
+    )
+
+    assert statuses == [200] * 40
+    assert repeat.json()["deduplicated"] == ["two-workers-007"]
+    store = open_store(Settings(store="sqlite", sqlite_path=str(tmp_path / "opsforge.db")))
+    try:
+        stored = {alert.fingerprint for alert in store.recent_alerts(limit=100).items}
+    finally:
+        store.close()
+    assert stored == {f"two-workers-{index:03d}" for index in range(40)}
+
+    process.terminate()
+    process.wait(timeout=20)
+    log = log_path.read_text()
+    assert "with 2 workers" in log
+    # Each worker sets up its own logging, so request lines come from worker processes too.
+    assert log.count("POST /api/v1/events 200") == 41
+    assert TOKEN not in log
+    # The workers, and multiprocessing's resource tracker, exit after the supervisor.
+    _, alive = psutil.wait_procs(workers, timeout=15)
+    assert alive == []
