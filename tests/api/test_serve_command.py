@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -16,9 +12,8 @@ import pytest
 from opsforge_core import cli
 from opsforge_core.config import Settings
 from opsforge_core.store import open_store
-from tests.conftest import REPO_ROOT, free_port
 
-from .server import TOKEN
+from .server import TOKEN, ServeProcess
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -51,52 +46,6 @@ def test_default_workers_one_per_cpu_capped(monkeypatch: pytest.MonkeyPatch) -> 
         assert cli.default_api_workers() == expected
 
 
-@pytest.fixture
-def two_workers(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes], Path]]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "OPSFORGE_STORE": "sqlite",
-        "OPSFORGE_SQLITE_PATH": str(tmp_path / "opsforge.db"),
-        "OPSFORGE_LLM_PROVIDER": "offline",
-        "OPSFORGE_API_TOKEN": TOKEN,
-        "OPSFORGE_AUTO_ANALYZE": "false",
-        "OPSFORGE_API_WORKERS": "2",
-    }
-    log_path = tmp_path / "serve.log"
-    command = [sys.executable, "-m", "opsforge_core", "serve", "--port", str(port)]
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, process, log_path)
-        yield url, process, log_path
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"serve exited with {process.returncode}: {log_path.read_text()[-2000:]}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail("serve with two workers did not answer /healthz within 60 s")
-
-
 def _alert(index: int) -> dict[str, object]:
     return {
         "fingerprint": f"two-workers-{index:03d}",
@@ -110,25 +59,26 @@ def _alert(index: int) -> dict[str, object]:
 
 
 @pytest.mark.slow
-def test_two_workers_store_every_alert(
-    two_workers: tuple[str, subprocess.Popen[bytes], Path], tmp_path: Path
-) -> None:
-    url, process, log_path = two_workers
-    workers = psutil.Process(process.pid).children(recursive=True)
+def test_two_workers_store_every_alert(tmp_path: Path) -> None:
+    server = ServeProcess(tmp_path, workers=2)
+    url = f"http://127.0.0.1:{server.port}"
+    try:
+        workers = psutil.Process(server.process.pid).children(recursive=True)
+        # A new connection per request, so the kernel hands requests to both workers.
+        statuses = []
+        for index in range(40):
+            response = httpx.post(
+                f"{url}/api/v1/events", json={"alerts": [_alert(index)]}, headers=AUTH, timeout=10
+            )
+            statuses.append(response.status_code)
+        repeat = httpx.post(
+            f"{url}/api/v1/events", json={"alerts": [_alert(7)]}, headers=AUTH, timeout=10
+        )
+    finally:
+        server.stop()
+
     # Two workers; a multiprocessing resource tracker may run beside them.
     assert len(workers) >= 2
-
-    # A new connection per request, so the kernel hands requests to both workers.
-    statuses = []
-    for index in range(40):
-        response = httpx.post(
-            f"{url}/api/v1/events", json={"alerts": [_alert(index)]}, headers=AUTH, timeout=10
-        )
-        statuses.append(response.status_code)
-    repeat = httpx.post(
-        f"{url}/api/v1/events", json={"alerts": [_alert(7)]}, headers=AUTH, timeout=10
-    )
-
     assert statuses == [200] * 40
     assert repeat.json()["deduplicated"] == ["two-workers-007"]
     store = open_store(Settings(store="sqlite", sqlite_path=str(tmp_path / "opsforge.db")))
@@ -137,10 +87,7 @@ def test_two_workers_store_every_alert(
     finally:
         store.close()
     assert stored == {f"two-workers-{index:03d}" for index in range(40)}
-
-    process.terminate()
-    process.wait(timeout=20)
-    log = log_path.read_text()
+    log = server.log()
     assert "with 2 workers" in log
     # Each worker sets up its own logging, so request lines come from worker processes too.
     assert log.count("POST /api/v1/events 200") == 41

@@ -8,77 +8,17 @@ status line. Every alert acknowledged before the kill must be in the store when 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
-
-import httpx
-import pytest
 
 from opsforge_core.config import Settings
 from opsforge_core.store import open_store
-from tests.api.server import TOKEN
-from tests.conftest import REPO_ROOT, free_port
+from tests.api.server import TOKEN, ServeProcess
 
 CLIENTS = 6
 ROUNDS = 3
-
-
-class ServeProcess:
-    """``python -m opsforge_core serve`` on a loopback port with its output in a file."""
-
-    def __init__(self, folder: Path, token: str = TOKEN) -> None:
-        self.port = free_port()
-        self.log_path = folder / f"serve-{self.port}.log"
-        self.env = {
-            **os.environ,
-            "OPSFORGE_STORE": "sqlite",
-            "OPSFORGE_SQLITE_PATH": str(folder / "opsforge.db"),
-            "OPSFORGE_LLM_PROVIDER": "offline",
-            "OPSFORGE_API_TOKEN": token,
-            "OPSFORGE_AUTO_ANALYZE": "false",
-            # One process, so SIGKILL stops every process that could have acknowledged a write.
-            "OPSFORGE_API_WORKERS": "1",
-        }
-        command = [sys.executable, "-m", "opsforge_core", "serve", "--port", str(self.port)]
-        with self.log_path.open("w") as log:
-            self.process = subprocess.Popen(
-                command, cwd=REPO_ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        self._wait_ready()
-
-    def _wait_ready(self, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"serve exited with {self.process.returncode}: {self.log()[-2000:]}")
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/healthz", timeout=2).status_code == 200:
-                    return
-            except httpx.TransportError:
-                time.sleep(0.1)
-        pytest.fail(f"serve did not answer /healthz within {timeout} s")
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 def _request(port: int, fingerprint: str) -> bytes:
@@ -125,7 +65,8 @@ def test_acknowledged_alerts_survive_sigkill(tmp_path: Path) -> None:
     acked: list[str] = []
     logs = []
     for round_number in range(ROUNDS):
-        server = ServeProcess(tmp_path)
+        # One process, so SIGKILL stops every process that could have acknowledged a write.
+        server = ServeProcess(tmp_path, workers=1)
         kill_lock = threading.Lock()
         threads = [
             threading.Thread(
