@@ -86,12 +86,17 @@ def incident_document(report: IncidentReport) -> dict[str, Any]:
     """Return ``normalize(report.to_dict())``.
 
     The alerts are most of a large incident (100,000 in a storm), so each is normalized
-    through ``_alert_fields`` instead of the general walk; the rest of the report is not.
+    through ``_alert_fields`` instead of the general walk. The agent results are normalized
+    from the dataclasses themselves, which skips the deep copy and the NaN pass of
+    ``AgentResult.to_dict``: their findings list every fingerprint of a storm's groups.
     """
-    rest = normalize(replace(report, alerts=[]).to_dict())
-    alerts = [_alert_document(alert) for alert in report.alerts]
-    # Rebuilt key by key so that "alerts" keeps its place in the JSON text.
-    return {key: alerts if key == "alerts" else value for key, value in rest.items()}
+    rest = normalize(replace(report, alerts=[], results=[]).to_dict())
+    parts = {
+        "alerts": [_alert_document(alert) for alert in report.alerts],
+        "results": normalize(report.results, "$.results"),
+    }
+    # Rebuilt key by key so that "alerts" and "results" keep their places in the JSON text.
+    return {key: parts.get(key, value) for key, value in rest.items()}
 
 
 def _alert_document(alert: Alert) -> dict[str, Any]:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import gc
+import math
 import random
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import pytest
 
 from opsforge_core.agents.alertops import deduplicate, find_flapping
@@ -15,8 +17,10 @@ from opsforge_core.agents.open_groups import RECUR_WINDOW, is_blip
 from opsforge_core.config import Settings
 from opsforge_core.errors import OpsForgeError
 from opsforge_core.gc_tuning import ANALYSIS_GEN0_THRESHOLD, analysis_gc
-from opsforge_core.models import Alert
+from opsforge_core.models import AgentResult, Alert, ReasoningStep, json_safe
 from opsforge_core.orchestrator import Orchestrator
+from opsforge_core.store.codec import dumps, normalize
+from opsforge_core.store.records import incident_document
 from opsforge_core.store.sqlite import SQLiteStore
 from opsforge_core.topology import ServiceGraph
 from simulator import generate_storm
@@ -260,3 +264,34 @@ def test_handle_incident_restores_gc_after_error(default_gc, tmp_path) -> None:
     assert gc.get_threshold() == (700, 10, 10)
     assert gc.get_freeze_count() == 0
     store.close()
+
+
+def _odd_result() -> AgentResult:
+    evidence = {"nan": math.nan, "array": np.array([1.0, np.nan]), "pair": (1, 2), 4: "key"}
+    findings = {
+        "inf": math.inf,
+        "none": None,
+        "nested": [{"count": np.int64(3), "values": [math.nan, None]}],
+        "step": ReasoningStep("inner", "a dataclass inside the findings"),
+        "set": {3, 1},
+    }
+    return AgentResult(agent="odd", steps=[ReasoningStep("t", "d", evidence)], findings=findings)
+
+
+def test_normalize_dataclass_matches_asdict() -> None:
+    result = _odd_result()
+    assert normalize(result) == normalize(json_safe(asdict(result)))
+    assert normalize(result)["steps"][0]["evidence"]["array"] == [1.0, None]
+    assert "none" not in normalize(result)["findings"]
+
+
+def test_incident_document_matches_report_dict() -> None:
+    run = generate_storm(n_alerts=400, n_series=8, points=60, seed=5)
+    settings = replace(Settings.from_env(), llm_provider="offline", store="sqlite")
+    orchestrator = Orchestrator(store=None, settings=settings)
+    report = orchestrator.handle_incident(run.alerts, run.series, persist=False)
+    report.results.append(_odd_result())
+    document = incident_document(report)
+    assert dumps(document) == dumps(normalize(report.to_dict()))
+    assert list(document)[:5] == ["incident_id", "created_at", "window_start", "window_end",
+                                  "alerts"]  # fmt: skip
