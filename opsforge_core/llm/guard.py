@@ -36,32 +36,53 @@ _DESTRUCTIVE = re.compile(
 )
 
 
-def _alert_texts(alert: Alert) -> list[tuple[str, str]]:
-    texts = [("name", alert.name), ("summary", alert.summary)]
-    texts.append(("description", alert.description or ""))
-    texts += [(f"labels.{key}", str(value)) for key, value in alert.labels.items()]
-    return texts
-
-
 def injection_flags(alerts: list[Alert]) -> list[str]:
     """Return one flag per alert whose text tries to instruct the model, naming the field."""
     flags: list[str] = []
     # An alert storm repeats the same few texts thousands of times; search each text once.
     searched: dict[str, re.Match[str] | None] = {}
     for alert in alerts:
-        for field_name, text in _alert_texts(alert):
-            text = text or ""
-            if text not in searched:
-                searched[text] = _INJECTION.search(text)
-            match = searched[text]
-            if match:
-                phrase = " ".join(match.group(0).split())[:80]
-                flags.append(
-                    f"prompt_injection: alert {alert.fingerprint} ({alert.service}/{alert.name}) "
-                    f"{field_name} contains instructions to the model: {phrase!r}"
-                )
-                break
+        found = _first_injection(alert, searched)
+        if found is None:
+            continue
+        field_name, match = found
+        phrase = " ".join(match.group(0).split())[:80]
+        flags.append(
+            f"prompt_injection: alert {alert.fingerprint} ({alert.service}/{alert.name}) "
+            f"{field_name} contains instructions to the model: {phrase!r}"
+        )
     return flags
+
+
+_UNSEEN = object()
+
+
+def _first_injection(
+    alert: Alert, searched: dict[str, re.Match[str] | None]
+) -> tuple[str, re.Match[str]] | None:
+    """Return the first field of ``alert`` (name, summary, description, then each label) whose
+    text matches, with the match. ``searched`` caches the result of every text seen."""
+    # The lookups are written out, without a helper or a list of fields per alert, because
+    # this runs for every text of every alert: eleven times per alert in a typical storm.
+    for field_name, text in (
+        ("name", alert.name),
+        ("summary", alert.summary),
+        ("description", alert.description),
+    ):
+        text = text or ""
+        match = searched.get(text, _UNSEEN)
+        if match is _UNSEEN:
+            match = searched[text] = _INJECTION.search(text)
+        if match:
+            return field_name, match
+    for key, value in alert.labels.items():
+        text = str(value)
+        match = searched.get(text, _UNSEEN)
+        if match is _UNSEEN:
+            match = searched[text] = _INJECTION.search(text)
+        if match:
+            return f"labels.{key}", match
+    return None
 
 
 def is_destructive(action: str) -> bool:
