@@ -74,7 +74,7 @@ class ParseContext:
         return self.received_at + MAX_AHEAD
 
     def mark_unicode_checked(self, record: Any) -> None:
-        """Record that ``record`` holds no unpaired surrogate, so ``repair_raw`` skips it."""
+        """Record that ``record`` contains no unpaired surrogate, so ``repair_raw`` skips it."""
         self.unicode_checked[id(record)] = record
 
     def repair_raw(self, batch: IngestBatch) -> IngestBatch:
@@ -249,8 +249,8 @@ def labels_of(value: Any, path: str, limits: IngestLimits) -> dict[str, str]:
 def _plain_labels(mapping: dict[Any, Any], max_length: int) -> bool:
     """Return whether every key and value is a string that ``check_text`` accepts as it is.
 
-    Such a map is most label maps, and ``labels_of`` then copies it without the per-label
-    checks and field paths; any other map takes the full loop, which names the failing label.
+    Most label maps are such maps, and ``labels_of`` copies them without per-label checks and
+    field paths. Any other map takes the full loop, which names the failing label.
     """
     try:
         keys, values = "".join(mapping), "".join(mapping.values())
@@ -323,7 +323,7 @@ def check_nesting(value: Any, path: str, limits: IngestLimits) -> None:
 
     Iterative, so a hostile document cannot exhaust the interpreter's recursion limit.
     """
-    # Breadth first, one level at a time: ``level`` holds the containers at ``depth``.
+    # Breadth first, one level at a time: ``level`` contains the containers at ``depth``.
     level = [value] if isinstance(value, _CONTAINERS) else []
     depth = 1
     while level:

@@ -57,14 +57,14 @@ def _decide(
 ) -> tuple[list[AlertUpsert], list[tuple[str, str, int, str, str]]]:
     """Decide each delivery against ``stored`` (updated in place); return outcomes and rows.
 
-    ``serialized`` holds each alert's ``records.alert_row``. The rows to write come one per key,
+    ``serialized`` contains each alert's ``records.alert_row``. The rows to write come one per key,
     the last write of the delivery for a key that it repeats.
     """
     results: list[AlertUpsert] = []
     rows: dict[str, tuple[str, str, int, str, str]] = {}
     for ts, alert, (digest, text) in zip(keys, alerts, serialized, strict=True):
         row = stored.get(ts)
-        if row is None:  # nothing stored under this key, so new, as decide_upsert has it
+        if row is None:  # no stored copy, so the alert is new, as decide_upsert returns
             change = "new"
         else:
             previous = Alert.from_dict(json.loads(row[1]))
