@@ -13,8 +13,8 @@ After the run the store is read back: every alert acknowledged with a 2xx must b
 Target: 500 requests per second for 60 s with p99 under 200 ms and no errors.
 
 The generator runs on the same machine as the server, so the result also gives the CPU time of
-both over the timed run: the server's summed over its worker processes, per request and as a
-percentage of one core, and the generator's own.
+both over the timed run. The server's is summed over its worker processes and given per request
+and as a percentage of one core. The generator's own is given as a percentage of one core.
 
 The alerts are ``warning`` by default. High and critical alerts start an analysis each, which
 measures the orchestrator rather than ingestion (``--severity critical`` does that).
@@ -299,7 +299,7 @@ def count_alerts(sqlite_path: Path, exclude_severity: str) -> int:
 
 
 def measure_cpu(result: LoadResult, server_cpu: float, generator_cpu: float) -> None:
-    """Record CPU use over the timed run; 100% is one core, so two busy cores show 200%."""
+    """Record CPU use over the timed run. 100% is one core, so two busy cores show 200%."""
     if not result.elapsed_s:
         return
     result.server_cpu_percent = round(100.0 * server_cpu / result.elapsed_s, 1)

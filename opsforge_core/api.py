@@ -100,9 +100,10 @@ class _Runtime:
 
 
 def _with_group_commit(store: Store) -> Store:
-    """Wrap a SQLite store so concurrent alert writes share a transaction; return others as is.
+    """Wrap a SQLite store so that concurrent alert writes share a transaction.
 
-    DynamoDB has no single writer lock, so its writes gain nothing from waiting for each other.
+    Other stores are returned unchanged. DynamoDB has no single writer lock, so its writes gain
+    nothing from waiting for each other.
     """
     from opsforge_core.group_commit import GroupCommitStore
     from opsforge_core.store.sqlite import SQLiteStore

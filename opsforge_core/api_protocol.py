@@ -6,9 +6,9 @@ it without two checks that h11 makes:
 - A request head (request line and headers) that is still arriving is buffered without limit,
   so one client can grow the server's memory by sending an endless header. h11 closes the
   connection once an incomplete head passes 16 KiB (uvicorn's ``h11_max_incomplete_event_size``
-  default). This protocol answers 431 and closes at the same size.
-- A request line without an HTTP version (HTTP/0.9) is served. This protocol answers 400, as
-  h11 does.
+  default). This protocol responds with 431 and closes the connection at the same size.
+- A request line without an HTTP version (HTTP/0.9) is served. This protocol responds with 400,
+  as h11 does.
 
 ``serve`` uses this class when httptools is installed and h11 otherwise.
 """
@@ -56,8 +56,8 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         version = self.parser.get_http_version()
         if version not in SUPPORTED_HTTP_VERSIONS:
-            # httptools turns an error raised here into HttpParserError, which uvicorn answers
-            # with 400 and a closed connection.
+            # httptools turns an error raised here into HttpParserError, and uvicorn handles that
+            # by sending 400 and closing the connection.
             raise UnsupportedHTTPVersionError(f"HTTP/{version} is not supported")
         super().on_headers_complete()
 

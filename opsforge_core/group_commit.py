@@ -5,8 +5,8 @@ SQLite lets one connection write at a time. When many API threads each open thei
 100 ms, so a burst of small writes turns into a long latency tail. ``GroupCommitStore`` queues
 the alerts of concurrent ``upsert_alerts`` calls instead. One caller, the leader, writes the whole
 queue with a single ``upsert_alerts`` call on the wrapped store while the others wait. Each
-caller returns only after the transaction holding its alerts has committed, so a caller that
-answers 2xx afterwards still answers it for stored alerts.
+caller returns only after the transaction that contains its alerts has committed, so an API
+request that returns 2xx afterwards returns it only for stored alerts.
 
 The combined call gives each alert the outcome that calls made one after another in queue order
 would give: the backend reads the stored copies once and then follows its own writes, so a
@@ -49,7 +49,7 @@ class _Pending:
 class GroupCommitStore:
     """Wrap ``store`` so that concurrent ``upsert_alerts`` calls commit together.
 
-    Every other attribute is the wrapped store's own, so the wrapper stands in for the store.
+    Every other attribute is the wrapped store's own, so the wrapper can replace the store.
     """
 
     def __init__(self, store: Store, max_group_alerts: int = DEFAULT_MAX_GROUP_ALERTS) -> None:
@@ -105,16 +105,16 @@ class GroupCommitStore:
 
     def _take_group(self) -> list[_Pending]:
         """Remove and return the oldest callers whose alerts fit in one group (at least one)."""
-        count = len(self._queue[0].alerts)
-        taken = 1
-        while taken < len(self._queue):
-            size = len(self._queue[taken].alerts)
-            if count + size > self.max_group_alerts:
+        alert_count = len(self._queue[0].alerts)
+        group_size = 1
+        while group_size < len(self._queue):
+            size = len(self._queue[group_size].alerts)
+            if alert_count + size > self.max_group_alerts:
                 break
-            count += size
-            taken += 1
-        group = self._queue[:taken]
-        del self._queue[:taken]
+            alert_count += size
+            group_size += 1
+        group = self._queue[:group_size]
+        del self._queue[:group_size]
         return group
 
     def _commit(self, group: list[_Pending]) -> None:

@@ -134,7 +134,8 @@ def test_group_commit_unavailable_fails_whole_group(recording: RecordingStore) -
     locked = StoreUnavailableError("feed: locked for longer than the busy timeout")
     recording.failures[2] = locked
     futures = _run_grouped(wrapper, recording, [[_alert(f"f{i}")] for i in range(3)])
-    # The whole group fails at once: writing each caller alone would wait out the lock again.
+    # The whole group fails at once, because writing each caller alone would wait out the lock
+    # once per caller.
     assert recording.calls == [1, 3]
     for future in futures:
         with pytest.raises(StoreUnavailableError):
