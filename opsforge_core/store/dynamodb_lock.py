@@ -49,6 +49,9 @@ class Lease:
 
     def check(self) -> None:
         """Raise ``StoreError`` when half of the lease has passed, before any further write."""
+        # NOTE: a write sent just before half the lease can still land after the lease ends if
+        # botocore keeps retrying it on a stalled server (5 attempts of up to 10 s each). A
+        # writer that took the lock over by then may count the same new alert once more.
         held = time.monotonic() - self.requested_at
         if held > self.lease_seconds / 2:
             raise StoreError(
@@ -83,15 +86,19 @@ class FeedLock:
 
         Raises ``StoreUnavailableError`` when another writer keeps it for ``wait_seconds``.
         """
-        with self._local:
-            lease = self._acquire()
+        deadline = time.monotonic() + self.wait_seconds
+        if not self._local.acquire(timeout=self.wait_seconds):
+            raise self._timed_out()
+        try:
+            lease = self._acquire(deadline)
             try:
                 yield lease
             finally:
                 self._release(lease)
+        finally:
+            self._local.release()
 
-    def _acquire(self) -> Lease:
-        deadline = time.monotonic() + self.wait_seconds
+    def _acquire(self, deadline: float) -> Lease:
         delay = _FIRST_POLL_DELAY
         owner = uuid.uuid4().hex
         while True:
@@ -99,17 +106,19 @@ class FeedLock:
             if self._try_put(owner):
                 return Lease(self.table, owner, requested_at, self.lease_seconds)
             if time.monotonic() + delay > deadline:
-                raise StoreUnavailableError(
-                    f"{self.table}: another writer held the alert feed lock "
-                    f"({describe_key(LOCK_KEY)}) for over {self.wait_seconds:.0f} s; "
-                    "retry the delivery"
-                )
+                raise self._timed_out()
             self.tables.sleep(random.uniform(delay / 2, delay))
             delay = min(delay * 2, _MAX_POLL_DELAY)
 
+    def _timed_out(self) -> StoreUnavailableError:
+        return StoreUnavailableError(
+            f"{self.table}: another writer held the alert feed lock ({describe_key(LOCK_KEY)}) "
+            f"for over {self.wait_seconds:.0f} s; retry the delivery"
+        )
+
     def _try_put(self, owner: str) -> bool:
-        # NOTE: leases compare wall clocks, so hosts whose clocks differ by more than half a
-        # lease could both hold the lock after a holder died. Live holders are not affected.
+        # NOTE: leases compare the wall clocks of different hosts. A waiter whose clock runs
+        # more than half a lease ahead of the holder's can take the lock while the holder writes.
         now = time.time()
         lease_until = now + self.lease_seconds
         item = {

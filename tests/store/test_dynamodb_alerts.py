@@ -117,6 +117,25 @@ def test_held_lock_times_out(feed):
     assert feed.recent_alerts().items == []
 
 
+def test_thread_waiting_in_process_times_out(feed):
+    feed.feed_lock.wait_seconds = 0.3
+    errors: list[Exception] = []
+
+    def deliver() -> None:
+        try:
+            feed.upsert_alerts([make_alert("fp-1")])
+        except PartialWriteError as exc:
+            errors.append(exc)
+
+    with feed.feed_lock.held():
+        thread = threading.Thread(target=deliver)
+        thread.start()
+        thread.join(timeout=30)
+    assert len(errors) == 1
+    assert "held the alert feed lock" in str(errors[0])
+    assert feed.recent_alerts().items == []
+
+
 def test_expired_lock_taken_over(feed):
     _hold_lock(feed, time.time() - 1)
     (result,) = feed.upsert_alerts([make_alert("fp-1")])
