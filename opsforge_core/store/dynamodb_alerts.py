@@ -242,7 +242,7 @@ class _LockedWriter:
         self._writes: dict[Future, list[tuple[str, list[AlertUpsert]]]] = {}
 
     def run(self, keys: list[str]) -> None:
-        """Read the sorted ``keys`` again, decide and write the alerts that change."""
+        """Read the sorted ``keys``, decide their alerts and write the ones that change."""
         table = self.delivery.table
         reads = {
             self.tables.submit(_read_range, self.tables, table, chunk): chunk
