@@ -25,6 +25,7 @@ from typing import Any
 from opsforge_core.agents import alertmemory
 from opsforge_core.agents.base import Agent, AnalysisContext
 from opsforge_core.agents.grouping import (
+    START_ORDER,
     AlertGroup,
     find_origin,
     group_alerts,
@@ -211,11 +212,11 @@ def deduplicate(alerts: list[Alert]) -> tuple[list[Alert], list[dict[str, Any]]]
         if (fingerprint, start) in copies
     ]
     unique = list(chosen.values())
-    unique.sort(key=lambda a: (a.starts_at, a.fingerprint))
+    unique.sort(key=START_ORDER)
     return unique, duplicates
 
 
-@dataclass
+@dataclass(slots=True)
 class _Episodes:
     first: Alert
     last: Alert

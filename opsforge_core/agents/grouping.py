@@ -11,6 +11,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from operator import attrgetter
 from typing import Any
 
 from opsforge_core.agents.open_groups import TRANSIENT, OpenGroups
@@ -19,6 +20,9 @@ from opsforge_core.models import SEVERITY_RANK, Alert, iso, max_severity
 from opsforge_core.topology import ServiceGraph
 
 LOW_SEVERITIES = frozenset({"info", "warning"})
+# Sort key of alerts by start, then fingerprint. attrgetter runs in C, which matters when a
+# storm's 100,000 alerts are sorted.
+START_ORDER = attrgetter("starts_at", "fingerprint")
 
 
 # Below DynamoDB's 2,048-byte limit on an index partition key, with room to spare.
@@ -96,13 +100,13 @@ def group_alerts(
     ``max_hops`` either way. Without a graph, time alone links. An alert related to several
     active groups merges them.
     """
-    ordered = sorted(alerts, key=lambda a: (a.starts_at, a.fingerprint))
+    ordered = sorted(alerts, key=START_ORDER)
     built = OpenGroups(graph, window, max_hops)
     for alert in ordered:
         built.add(alert)
     groups = [AlertGroup(g.ordered_alerts()) for g in built.groups]
     for group in groups:
-        group.alerts.sort(key=lambda a: (a.starts_at, a.fingerprint))
+        group.alerts.sort(key=START_ORDER)
     groups.sort(key=lambda g: (g.start, g.alerts[0].fingerprint))
     return groups
 

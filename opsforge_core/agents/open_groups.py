@@ -72,8 +72,9 @@ class OpenGroup:
             all_blips=is_blip(alert),
         )
 
-    def add_alert(self, alert: Alert) -> None:
-        """Add one alert, which starts no earlier than any member."""
+    def add_alert(self, alert: Alert, blip: bool) -> None:
+        """Add one alert, which starts no earlier than any member; ``blip`` is
+        ``is_blip(alert)``."""
         self.head.append(alert)
         self.size += 1
         self.newest = max(self.newest, alert.starts_at)
@@ -85,7 +86,7 @@ class OpenGroup:
                 values = self.label_latest.setdefault(label, {})
                 _merge_latest(values, {alert.labels[label]: alert.starts_at})
         self.fingerprints.add(alert.fingerprint)
-        self.all_blips = self.all_blips and is_blip(alert)
+        self.all_blips = self.all_blips and blip
         if self.until is None or alert.ends_at is None:
             self.until = None
         else:
@@ -227,49 +228,59 @@ class OpenGroups:
         ``RECUR_WINDOW``) and every open group it relates to, merging them. A link must be
         near in start time (``window``) when the alert or the group is only blips.
         """
+        # This runs once per alert of a storm, so the closed and settled checks are inline.
         now = alert.starts_at
+        window = self.window
+        labels = _label_keys(alert)
+        blip = is_blip(alert)
         matches: list[OpenGroup] = []
         settled: list[OpenGroup] = []
         for group in self.by_fingerprint.get(alert.fingerprint, ()):
-            if self._settled(group, now):
+            until = group.until
+            if until is None or until + window >= now:
+                continue  # open: it is among the candidates if it relates
+            if until + self.settled < now:
                 settled.append(group)
-            elif group.closed(now, self.window):
+            else:
                 matches.append(group)
-        blip = is_blip(alert)
-        for group in self._candidates(alert):
-            if not group.closed(now, self.window):
-                near = self.window if blip or group.all_blips else None
+        for group in self._candidates(alert, labels):
+            until = group.until
+            if until is None or until + window >= now:
+                near = window if blip or group.all_blips else None
                 if self.related.to_group(alert, group, near):
                     matches.append(group)
-            elif self._settled(group, now):
+            elif until + self.settled < now:
                 settled.append(group)
         for group in settled:
             self._drop(group)
         if not matches:
             self._register(OpenGroup.of(alert))
             return
-        survivor = max(matches, key=lambda group: group.size)
+        survivor = matches[0] if len(matches) == 1 else max(matches, key=_size)
         for group in matches:
             if group is not survivor:
                 self._merge(group, survivor)
-        survivor.add_alert(alert)
-        self._index(survivor, [alert.service], _label_keys(alert), [alert.fingerprint])
+        survivor.add_alert(alert, blip)
+        self.by_service.setdefault(alert.service, {})[survivor] = None
+        for key in labels:
+            self.by_label.setdefault(key, {})[survivor] = None
+        self.by_fingerprint.setdefault(alert.fingerprint, {})[survivor] = None
 
-    def _candidates(self, alert: Alert) -> list[OpenGroup]:
+    def _candidates(self, alert: Alert, labels: list[tuple[str, str]]) -> Iterable[OpenGroup]:
         """Return the groups that share a key with ``alert``: every live group without a graph,
         else those on a related service or with one of its correlation label values."""
         if self.related.graph is None:
             return list(self.live)
         found: _Groups = {}
+        by_service = self.by_service
         for service in self.related.related(alert.service):
-            found.update(self.by_service.get(service, {}))
-        for key in _label_keys(alert):
+            holders = by_service.get(service)
+            if holders:
+                found.update(holders)
+        for key in labels:
             if key[1]:
-                found.update(self.by_label.get(key, {}))
-        return list(found)
-
-    def _settled(self, group: OpenGroup, now: datetime) -> bool:
-        return group.until is not None and group.until + self.settled < now
+                found.update(self.by_label.get(key, ()))
+        return found
 
     def _register(self, group: OpenGroup) -> None:
         self.groups[group] = None
@@ -311,6 +322,10 @@ class OpenGroups:
         if group in self.live:
             self._unindex(group)
             del self.live[group]
+
+
+def _size(group: OpenGroup) -> int:
+    return group.size
 
 
 def _label_keys(alert: Alert) -> list[tuple[str, str]]:
