@@ -16,7 +16,6 @@ from opsforge_core.models import Alert, utcnow
 from opsforge_core.store import records
 from opsforge_core.store.codec import dumps, sort_time
 from opsforge_core.store.sqlite import SQLiteStore
-from opsforge_core.store.sqlite_db import PAGE_SIZE
 
 
 def _alert(fingerprint: str, status: str = "firing", minutes: int = 0) -> Alert:
@@ -45,10 +44,9 @@ def _store(path: Path) -> SQLiteStore:
     return store
 
 
-def test_new_file_uses_large_pages(tmp_path: Path):
+def test_new_file_uses_wal(tmp_path: Path):
     store = _store(tmp_path / "feed.db")
     conn = store.db.connection()
-    assert conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     store.close()
 
@@ -68,7 +66,6 @@ def test_older_file_keeps_its_layout(tmp_path: Path):
     path = tmp_path / "old.db"
     names = SQLiteStore(path).names
     with sqlite3.connect(path) as conn:
-        conn.execute("PRAGMA page_size = 4096")
         conn.execute(
             f'CREATE TABLE "{names["feed"]}" (feed_id TEXT NOT NULL, ts TEXT NOT NULL, '
             "expires_at INTEGER NOT NULL, digest TEXT, doc TEXT NOT NULL, "
@@ -79,7 +76,6 @@ def test_older_file_keeps_its_layout(tmp_path: Path):
     assert first.change == "new"
     assert repeat.change == "unchanged"
     assert [a.fingerprint for a in store.recent_alerts().items] == ["fp-1"]
-    assert store.db.connection().execute("PRAGMA page_size").fetchone()[0] == 4096
     store.close()
 
 
