@@ -208,11 +208,11 @@ def _read_range(tables: Tables, table: str, keys: list[str]) -> dict[str, dict[s
         ConsistentRead=True,
         Limit=RANGE_READ_ITEMS_PER_KEY * len(keys),
     )
-    wanted = set(keys)
+    requested = set(keys)
     found = {}
     for item in response.get("Items", []):
         ts = item["ts"]["S"]
-        if ts in wanted:
+        if ts in requested:
             found[ts] = deserialize(item)
     last = response.get("LastEvaluatedKey")
     rest = [ts for ts in keys if ts > last["ts"]["S"]] if last else []

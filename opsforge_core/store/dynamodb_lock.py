@@ -50,8 +50,8 @@ class Lease:
     def check(self) -> None:
         """Raise ``StoreError`` when half of the lease has passed, before any further write."""
         # NOTE: a write sent just before half the lease can still land after the lease ends if
-        # botocore keeps retrying it on a stalled server (5 attempts of up to 10 s each). A
-        # writer that took the lock over by then may count the same new alert once more.
+        # botocore keeps retrying it on a stalled server (``make_client`` allows 5 attempts of
+        # up to 10 s each). A writer that took the lock over by then may count a new alert twice.
         held = time.monotonic() - self.requested_at
         if held > self.lease_seconds / 2:
             raise StoreError(
