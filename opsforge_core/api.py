@@ -98,6 +98,25 @@ class _Runtime:
                 self._orchestrator = Orchestrator(store=store, settings=self.settings)
             return self._orchestrator
 
+    def prepare(self) -> None:
+        """Open the store, and build the orchestrator if analyses are on, before any request.
+
+        Building the orchestrator imports the analysis libraries, which takes seconds in a new
+        process, and the first requests would otherwise wait for it.
+        A failure is logged and left to the first request that needs the store.
+        """
+        try:
+            _ = self.store
+            orchestrator = self.orchestrator if self.analyze else None
+        except OpsForgeError as exc:
+            logger.warning("the store or orchestrator is not ready at startup: %s", exc)
+            return
+        logger.info(
+            "ready: %s store, analyses %s",
+            self.settings.store,
+            "on" if orchestrator is not None else "off",
+        )
+
 
 def _with_group_commit(store: Store) -> Store:
     """Wrap a SQLite store so that concurrent alert writes share a transaction.
@@ -246,6 +265,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await asyncio.get_running_loop().run_in_executor(runtime.executor, runtime.prepare)
         yield
         # uvicorn has finished the open requests by now, so no call is waiting for a thread.
         runtime.executor.shutdown(wait=False, cancel_futures=True)
