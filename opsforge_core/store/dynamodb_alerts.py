@@ -16,7 +16,14 @@ A bigger delivery takes the lock first, because its chunks then overlap from the
 An alert item stores the alert as compact JSON text (``doc_json``), the text the SQLite backend
 stores too, or that text gzip compressed (``doc_gz``) when the item would be over the limit.
 Sending a string costs far less than a map attribute with one entry per field, both in
-botocore and in the server. Items written as a map (``doc``) before are still read."""
+botocore and in the server. Items written as a map (``doc``) before are still read.
+
+NOTE: the one lock serializes every delivery that brings a new or changed alert, across all
+writers (Lambda invocations, API workers). At real DynamoDB's latency that caps such deliveries
+at a few dozen per second whatever their size, so a storm of one-alert EventBridge events waits
+on the lock. TODO: on AWS, write each chunk with TransactWriteItems carrying an
+``attribute_not_exists`` condition per new alert (dynalite does not implement it, which is why
+the lock exists) and drop the lock there."""
 
 from __future__ import annotations
 
