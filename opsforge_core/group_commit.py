@@ -62,6 +62,9 @@ class GroupCommitStore:
         self._leader_active = False
 
     def __getattr__(self, name: str) -> Any:
+        if name == "wrapped":
+            # Reached only before __init__ has run (copy and pickle do that).
+            raise AttributeError(name)
         return getattr(self.wrapped, name)
 
     def upsert_alerts(self, alerts: list[Alert]) -> list[AlertUpsert]:
