@@ -54,10 +54,41 @@ def cell_topology(cells: int) -> tuple[dict[str, ServiceSpec], ServiceGraph]:
     return specs, ServiceGraph.from_pairs(pairs)
 
 
+def _hops_to_shared() -> dict[str, float]:
+    """Return each shop service's number of calls away from the shared database."""
+    callers: dict[str, list[str]] = {}
+    for caller, callee in EDGES:
+        callers.setdefault(callee, []).append(caller)
+    hops: dict[str, float] = dict.fromkeys(SERVICES, math.inf)
+    hops[SHARED] = 0
+    frontier = [SHARED]
+    while frontier:
+        service = frontier.pop(0)
+        for caller in callers.get(service, []):
+            if hops[caller] == math.inf:
+                hops[caller] = hops[service] + 1
+                frontier.append(caller)
+    return hops
+
+
 def _series_keys(specs: dict[str, ServiceSpec], n_series: int) -> list[tuple[str, str]]:
-    """Return the first ``n_series`` series keys, the shared database's first so the root
-    cause is always kept."""
-    names = [SHARED] + sorted(s for s in specs if s != SHARED)
+    """Return the first ``n_series`` series keys: the shared database's, then cell by cell.
+
+    Whole cells are kept, and within a cell the services nearest the database come first, so
+    even a cell that is cut short keeps the callers that tie it to the root cause. (Taking
+    services in name order kept each cell's ``checkout`` but dropped every cell's ``users``,
+    the database's only callers, which left nothing observed linking the cells to the fault.)
+    """
+    distance = _hops_to_shared()
+    # cell_topology adds the shared database first, then the services cell by cell.
+    cells: dict[str, list[str]] = {}
+    for name in specs:
+        if name != SHARED:
+            base, _, cell = name.rpartition("-")
+            cells.setdefault(cell, []).append(base)
+    names = [SHARED]
+    for cell, bases in cells.items():
+        names += [f"{base}-{cell}" for base in sorted(bases, key=lambda b: (distance[b], b))]
     keys = [(name, metric) for name in names for metric in specs[name].metrics]
     return keys[:n_series]
 

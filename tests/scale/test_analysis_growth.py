@@ -138,7 +138,7 @@ def test_group_alerts_matches_full_scan(with_graph: bool, window_minutes: int) -
 
 
 def test_group_alerts_storm_matches_full_scan() -> None:
-    run = generate_storm(n_alerts=1_000, n_series=20, points=60, seed=11)
+    run = generate_storm(n_alerts=1_000, n_series=200, points=60, seed=11)
     graph = ServiceGraph.from_pairs(run.topology)
     unique, _ = deduplicate(run.alerts)
     window = timedelta(minutes=10)

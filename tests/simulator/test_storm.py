@@ -40,6 +40,18 @@ def test_storm_spreads_to_many_cells(storm) -> None:
     assert len(incident) > len(storm.alerts) // 2
 
 
+@pytest.mark.parametrize("n_series", [20, 200, 400])
+def test_storm_keeps_the_database_callers_of_every_kept_cell(n_series) -> None:
+    # Each cell reaches users-db only through its users service; a cell observed without it is
+    # cut off from the root cause.
+    run = generate_storm(n_alerts=200, n_series=n_series, points=60, seed=3)
+    services = {s.service for s in run.series}
+    cells = {s.rsplit("-", 1)[1] for s in services if s != SHARED}
+    assert SHARED in services
+    assert cells
+    assert {f"users-{cell}" for cell in cells} <= services
+
+
 def test_storm_has_instances_repeats_and_noise(storm) -> None:
     deliveries = Counter((a.fingerprint, a.starts_at) for a in storm.alerts)
     assert max(deliveries.values()) >= 2
