@@ -313,6 +313,10 @@ def check_targets(figures: dict[str, Any]) -> list[dict[str, Any]]:
             TARGETS["live_points_per_chart"], "points")  # fmt: skip
     prompts = [row for row in [small, *growth.values()] if row]
     if prompts:
+        # Speed counts only while the answer stays right: every storm's cause is known.
+        right = sum(row["root_cause"] == row["true_root_cause"] for row in prompts)
+        add("analyses naming the true root cause", right, len(prompts), "runs",
+            higher_is_better=True)  # fmt: skip
         worst = max(prompts, key=lambda row: row["prompt_tokens"])
         add(f"prompt tokens at {worst['alerts']:,} alerts", worst["prompt_tokens"],
             worst["prompt_budget"], "tokens")  # fmt: skip
