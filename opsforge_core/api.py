@@ -43,6 +43,7 @@ from opsforge_core.errors import (
     IngestError,
     OpsForgeError,
     StoreError,
+    ValidationError,
 )
 
 if TYPE_CHECKING:
@@ -60,8 +61,8 @@ HANDLER_THREADS = 40
 class _Runtime:
     """The settings, store, orchestrator and handler threads of one app.
 
-    The store opens on first use. Opening lazily lets the server start, and /healthz report the
-    cause, while the store is down. A SQLite store is wrapped in ``GroupCommitStore``.
+    The server's start-up opens the store (``prepare``); if it is down then, the first use opens
+    it instead, so the server still starts and /healthz reports the cause. A SQLite store is wrapped in ``GroupCommitStore``.
     """
 
     def __init__(
@@ -377,6 +378,11 @@ def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ConflictError)
     async def conflict(request: Request, exc: ConflictError) -> JSONResponse:
         return respond(request, ApiError(409, str(exc), None, "reload the incident and retry"))
+
+    @app.exception_handler(ValidationError)
+    async def unstorable(request: Request, exc: ValidationError) -> JSONResponse:
+        # A value the store cannot hold comes from the request: retrying it cannot help.
+        return respond(request, ApiError(400, str(exc), None, "correct the value and resend"))
 
     @app.exception_handler(StoreError)
     async def store_error(request: Request, exc: StoreError) -> JSONResponse:

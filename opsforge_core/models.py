@@ -24,6 +24,9 @@ IncidentStatus = Literal["open", "resolved"]
 SEVERITIES: tuple[str, ...] = ("critical", "high", "warning", "info")
 # Higher is worse; used to compare and to take the maximum severity of a group.
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "high": 2, "critical": 3}
+# The longest fingerprint, in UTF-8 bytes, that every store can key an alert by (DynamoDB's
+# sort key holds the start time as well, within its 1,024 bytes).
+MAX_FINGERPRINT_BYTES = 900
 
 
 def utc(value: datetime) -> datetime:

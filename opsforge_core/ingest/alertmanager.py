@@ -17,6 +17,7 @@ from opsforge_core.ingest.fields import (
     check_text,
     collect,
     fingerprint_for,
+    fingerprint_text,
     finish_alert,
     join,
     labels_of,
@@ -26,7 +27,6 @@ from opsforge_core.ingest.fields import (
     require_list,
     severity_of,
     status_of,
-    text,
 )
 from opsforge_core.ingest.timestamps import parse_time
 from opsforge_core.models import Alert, IngestBatch
@@ -98,7 +98,7 @@ def parse_alert(
 
     service = _service(labels)
     alert = Alert(
-        fingerprint=text(rec, "fingerprint", path, limits, required=False).strip()
+        fingerprint=fingerprint_text(rec, "fingerprint", path, limits)
         or fingerprint_for(name, service, labels),
         source="alertmanager",
         name=name,

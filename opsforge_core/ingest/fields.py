@@ -19,7 +19,14 @@ from typing import Any
 from opsforge_core.errors import IngestError
 from opsforge_core.ingest.limits import IngestLimits, LimitExceededError
 from opsforge_core.ingest.timestamps import MAX_AHEAD
-from opsforge_core.models import SEVERITIES, Alert, IngestBatch, Rejection, utcnow
+from opsforge_core.models import (
+    MAX_FINGERPRINT_BYTES,
+    SEVERITIES,
+    Alert,
+    IngestBatch,
+    Rejection,
+    utcnow,
+)
 
 ALERT_SOURCES = ("simulator", "alertmanager", "cloudwatch", "api", "pagerduty", "sns")
 ALERT_STATUSES = ("firing", "resolved")
@@ -178,6 +185,25 @@ def text(
             raise IngestError(join(path, key), "is missing; send a non-empty string")
         return ""
     return check_text(value, join(path, key), limits, required=required)
+
+
+def fingerprint_text(
+    record: dict[str, Any], key: str, path: str, limits: IngestLimits, *, required: bool = False
+) -> str:
+    """Read the optional identifier ``record[key]`` that becomes the alert's fingerprint.
+
+    A longer one than the stores can key by rejects the record here, with the rest of the
+    batch kept, instead of failing the whole delivery at the store.
+    """
+    value = text(record, key, path, limits, required=required).strip()
+    size = len(value.encode())
+    if size > MAX_FINGERPRINT_BYTES:
+        raise IngestError(
+            join(path, key),
+            f"is {size} bytes; the limit is {MAX_FINGERPRINT_BYTES}: send a shorter "
+            "identifier (a hash of it will do)",
+        )
+    return value
 
 
 def is_valid_text(value: str, max_length: int, required: bool) -> bool:

@@ -15,6 +15,7 @@ from opsforge_core.ingest.fields import (
     ParseContext,
     check_text,
     fingerprint_for,
+    fingerprint_text,
     join,
     labels_of,
     optional_dict,
@@ -41,7 +42,7 @@ def parse(obj: dict[str, Any], path: str, ctx: ParseContext) -> IngestBatch:
             join(path, "event_action"),
             f"invalid event action {preview(action)}; use one of {', '.join(ACTIONS)}",
         )
-    dedup_key = text(obj, "dedup_key", path, ctx.limits, required=action != "trigger").strip()
+    dedup_key = fingerprint_text(obj, "dedup_key", path, ctx.limits, required=action != "trigger")
     payload = optional_dict(obj, "payload", path)
     ctx.count_alerts(1, path)
     batch = IngestBatch(source="pagerduty")

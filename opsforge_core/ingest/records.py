@@ -21,6 +21,7 @@ from opsforge_core.ingest.fields import (
     ParseContext,
     check_text,
     fingerprint_for,
+    fingerprint_text,
     finish_alert,
     index,
     join,
@@ -74,7 +75,7 @@ def parse_alert(record: Any, path: str, ctx: ParseContext, default_source: str =
         ends_at = max(ctx.received_at, starts_at)
 
     alert = Alert(
-        fingerprint=text(rec, "fingerprint", path, limits, required=False).strip()
+        fingerprint=fingerprint_text(rec, "fingerprint", path, limits)
         or fingerprint_for(name, service, labels),
         source=_source(rec, path, ctx, default_source),
         name=name,

@@ -13,7 +13,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from opsforge_core.models import Alert, MetricSeries, utcnow
+from opsforge_core.models import MAX_FINGERPRINT_BYTES, Alert, MetricSeries, utcnow
 from opsforge_core.store import dynamodb_alerts, records
 from opsforge_core.store.base import ALERT_FEED, METRIC_FEED, AlertUpsert, Page
 from opsforge_core.store.codec import check_key, check_limit, normalize, sort_time
@@ -35,7 +35,7 @@ class FeedMixin:
     def upsert_alerts(self, alerts: list[Alert]) -> list[AlertUpsert]:
         table = self.names["feed"]
         for alert in alerts:
-            check_key(table, "fingerprint", alert.fingerprint, 900)
+            check_key(table, "fingerprint", alert.fingerprint, MAX_FINGERPRINT_BYTES)
         if not alerts:
             return []
         expiry = records.expires_at(utcnow(), self.feed_ttl_hours)

@@ -11,7 +11,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from opsforge_core.models import Alert, MetricSeries, utcnow
+from opsforge_core.models import MAX_FINGERPRINT_BYTES, Alert, MetricSeries, utcnow
 from opsforge_core.store import records
 from opsforge_core.store.base import (
     ALERT_FEED,
@@ -95,7 +95,7 @@ class SQLiteFeedMixin:
     def upsert_alerts(self, alerts: list[Alert]) -> list[AlertUpsert]:
         table = self.names["feed"]
         for alert in alerts:
-            check_key(table, "fingerprint", alert.fingerprint, 900)
+            check_key(table, "fingerprint", alert.fingerprint, MAX_FINGERPRINT_BYTES)
         expiry = records.expires_at(utcnow(), self.feed_ttl_hours)
         keys = [records.alert_sort_key(alert) for alert in alerts]
         # Serialized before the transaction, so the write lock is held only for the SQL.

@@ -334,3 +334,18 @@ def test_analyze_serializes_decimal(tmp_path: Path, events_dir: Path) -> None:
     assert findings["anomaly_score"] == 30.4
     assert findings["count"] == 7
     assert findings["tags"] == ["a", "b"]
+
+
+def test_overlong_fingerprint_rejected_alone(api: ApiServer, webhook: dict[str, Any]) -> None:
+    # A fingerprint no store can key by once failed the whole delivery with a 503, which an
+    # Alertmanager retries forever; now only that alert is rejected.
+    body = copy.deepcopy(webhook)
+    body["alerts"][0]["fingerprint"] = "f" * 901
+    response = _post(api, "/api/v1/alerts/alertmanager", body)
+    assert response.status_code in (200, 207)
+    (rejected,) = response.json()["rejected"]
+    assert rejected["field"] == "alerts[0].fingerprint"
+    stored = {
+        a.fingerprint for a in open_store(api.app.state.runtime.settings).recent_alerts().items
+    }
+    assert stored == {a["fingerprint"] for a in body["alerts"][1:]}

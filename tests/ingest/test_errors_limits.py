@@ -124,6 +124,22 @@ def test_long_string_rejects_alert():
     assert "101 characters long" in rejection.reason
 
 
+def test_fingerprint_over_store_key_limit_rejects_alert():
+    payload = {"alerts": [opsforge_alert(fingerprint="\u00e9" * 451), opsforge_alert()]}
+    batch = parse(payload)
+    assert len(batch.alerts) == 1
+    (rejection,) = batch.rejected
+    assert rejection.field == "alerts[0].fingerprint"
+    assert "is 902 bytes; the limit is 900" in rejection.reason
+
+
+def test_pagerduty_dedup_key_over_limit_rejects_event():
+    event = {"event_action": "resolve", "dedup_key": "k" * 901}
+    with pytest.raises(IngestError) as caught:
+        parse({"routing_key": "r", **event})
+    assert caught.value.field.endswith("dedup_key")
+
+
 def test_too_many_labels_rejects_alert():
     labels = {f"k{i}": "v" for i in range(5)}
     batch = parse({"alerts": [opsforge_alert(labels=labels)]}, max_labels=4)
