@@ -20,7 +20,8 @@ def create_service_app() -> FastAPI:
     if not logging.getLogger().handlers:
         logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s %(message)s")
     # A service logs its requests and handled errors at INFO even when the CLI set WARNING.
-    for name in (__name__, api.__name__, handlers.__name__):
+    # uvicorn.error carries a worker's start, death and shutdown, which an operator needs.
+    for name in (__name__, api.__name__, handlers.__name__, "uvicorn.error"):
         service_logger = logging.getLogger(name)
         if service_logger.getEffectiveLevel() > logging.INFO:
             service_logger.setLevel(logging.INFO)
@@ -34,9 +35,11 @@ def serve(host: str, port: int, workers: int = 1) -> None:
     """
     import uvicorn
 
-    logging.getLogger(__name__).setLevel(logging.INFO)
+    for name in (__name__, "uvicorn.error"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    # uvicorn logs "Uvicorn running on ..." once the port is bound.
     logger.info(
-        "serving the OpsForge API on http://%s:%d with %d workers (event loop %s, HTTP parser %s)",
+        "starting the OpsForge API on http://%s:%d with %d workers (event loop %s, HTTP parser %s)",
         host,
         port,
         workers,

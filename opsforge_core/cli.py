@@ -25,6 +25,8 @@ logger = logging.getLogger(__name__)
 # SQLite write lock and holds its own store and orchestrator (about 160 MB in bench.load), so
 # more processes add memory and lock waits sooner than they add throughput.
 MAX_DEFAULT_API_WORKERS = 4
+# Each worker holds its own store connection and orchestrator; more than this is a mistake.
+MAX_API_WORKERS = 64
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -226,11 +228,17 @@ def resolve_api_workers(flag: int | None) -> int:
         raw = os.environ.get("OPSFORGE_API_WORKERS", "").strip()
         if not raw:
             return default_api_workers()
-        if not raw.isdigit():
-            raise ConfigError(f"OPSFORGE_API_WORKERS={raw!r} is invalid; use a whole number")
+        if not (raw.isascii() and raw.isdigit()):
+            raise ConfigError(
+                f"OPSFORGE_API_WORKERS={raw!r} is invalid; use a whole number from 1 to "
+                f"{MAX_API_WORKERS}"
+            )
         value, source = int(raw), "OPSFORGE_API_WORKERS"
-    if value < 1:
-        raise ConfigError(f"{source}={value} is invalid; run at least 1 worker")
+    if not 1 <= value <= MAX_API_WORKERS:
+        raise ConfigError(
+            f"{source}={value} is invalid; run from 1 to {MAX_API_WORKERS} workers "
+            "(one or two per CPU is plenty: each holds its own store connection)"
+        )
     return value
 
 

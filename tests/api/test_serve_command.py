@@ -18,12 +18,15 @@ from .server import TOKEN, ServeProcess
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-def test_serve_rejects_zero_workers(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["serve", "--workers", "0"]) == 2
-    assert "--workers=0 is invalid; run at least 1 worker" in capsys.readouterr().err
+@pytest.mark.parametrize("count", ["0", "65"])
+def test_serve_rejects_worker_count_out_of_range(
+    count: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["serve", "--workers", count]) == 2
+    assert f"--workers={count} is invalid; run from 1 to 64 workers" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("value", ["two", "-1", "1.5"])
+@pytest.mark.parametrize("value", ["two", "-1", "1.5", "\uff12"])
 def test_serve_rejects_invalid_worker_setting(
     value: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
