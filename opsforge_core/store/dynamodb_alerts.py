@@ -246,17 +246,22 @@ class _LockedWriter:
         self.lease = lease
         self.unwritten: list[str] = []
         self.error: StoreError | None = None
+        self.stopped = False
+        self._reads: dict[Future, list[str]] = {}
         self._writes: dict[Future, list[tuple[str, list[AlertUpsert]]]] = {}
 
     def run(self, keys: list[str]) -> None:
         """Read the sorted ``keys``, decide their alerts and write the ones that change."""
         table = self.delivery.table
-        reads = {
+        reads = self._reads = {
             self.tables.submit(_read_range, self.tables, table, chunk): chunk
             for chunk in _chunks(keys)
         }
         try:
             for future in as_completed(reads):
+                if future.cancelled() or self.stopped:
+                    self._fail(reads[future], self.error)
+                    continue
                 try:
                     stored = future.result()
                 except StoreError as exc:
@@ -264,6 +269,9 @@ class _LockedWriter:
                     continue
                 self._decide(reads[future], stored)
             for future, entries in self._writes.items():
+                if future.cancelled():
+                    self._fail([ts for ts, _ in entries], self.error)
+                    continue
                 self._collect(future, entries)
         finally:
             # A bug above must not release the lock while writes are still in flight.
@@ -282,7 +290,8 @@ class _LockedWriter:
             try:
                 item = self.delivery.item(ts, to_write)
             except StoreError as exc:
-                self._fail([ts], exc)
+                # This alert alone cannot be stored (too large); the others go on.
+                self._fail([ts], exc, stop=False)
                 continue
             requests.append({"PutRequest": {"Item": item}})
             entries.append((ts, upserts))
@@ -306,9 +315,20 @@ class _LockedWriter:
         for ts, upserts in entries:
             self.delivery.settle(ts, upserts)
 
-    def _fail(self, keys: list[str], exc: StoreError) -> None:
+    def _fail(self, keys: list[str], exc: StoreError | None, stop: bool = True) -> None:
+        """Count ``keys`` as unwritten and, with ``stop``, cancel the calls not started yet.
+
+        After one call has failed, past botocore's own retries, the server is most likely down,
+        and every queued call would wait out its own timeouts first: a delivery of 10,000
+        alerts took minutes to fail. The sender retries the whole delivery instead.
+        """
         self.unwritten += keys
         self.error = self.error or exc
+        if not stop:
+            return
+        self.stopped = True
+        for future in [*self._reads, *self._writes]:
+            future.cancel()
 
 
 def _fitting_document(text: str, budget: int) -> dict[str, Any] | None:

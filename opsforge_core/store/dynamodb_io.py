@@ -369,7 +369,8 @@ class Tables:
         keys = [_request_key(r, key_attrs) for r in requests]
         shown = ", ".join(describe_key(k) for k in keys[:3])
         more = f" and {len(keys) - 3} more" if len(keys) > 3 else ""
-        logger.error("%s: %d items not written: %s", table, len(keys), reason)
+        # One delivery can fail in hundreds of batches; its caller logs the combined error once.
+        logger.debug("%s: %d items not written: %s", table, len(keys), reason)
         return PartialWriteError(
             f"{table}: {len(keys)} items not written ({shown}{more}): {reason}", keys
         )

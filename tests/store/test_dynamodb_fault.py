@@ -117,3 +117,27 @@ def test_alert_upserts_interrupted(server):
         TableName=store.names["feed"], Key=serialize(LOCK_KEY), ConsistentRead=True
     )
     assert "Item" not in lock_item
+
+
+def test_alert_upserts_stop_after_first_failure(server):
+    client = server.client(max_attempts=2)
+    store = dynamodb_store(client, server.endpoint)
+    store.init()
+    # One call thread takes the ten reads in order, so the second one meets the dead server.
+    store.tables.threads = 1
+    queries = 0
+
+    def count(**_kwargs) -> None:
+        nonlocal queries
+        queries += 1
+
+    client.meta.events.register("before-call.dynamodb.Query", count)
+    _kill_after(server, client, "Query", 1)
+    alerts = [make_alert(f"fp-{i:04d}", minutes=i % 600) for i in range(1000)]
+
+    with pytest.raises(PartialWriteError) as info:
+        store.upsert_alerts(alerts)
+    # The reads still queued were cancelled instead of each waiting out its timeouts. The call
+    # thread can start one more before the failure reaches the delivery's thread.
+    assert queries <= 3
+    assert len(info.value.unwritten) == 1000
