@@ -193,15 +193,23 @@ def _alert_details(alerts: list[FeedAlert]) -> None:
     # The feed moves on between refreshes. A key derived from the rows on the page gives a new
     # picker when they change, so the label shown always belongs to the record shown.
     digest = hashlib.sha1("|".join(by_key).encode()).hexdigest()[:12]
+    # The new picker starts on the alert picked before while it is still on the page, so a
+    # refresh that moves other rows does not switch the details to another alert.
+    options = list(by_key)
+    picked = st.session_state.get("live-alert-picked")
     chosen = st.selectbox(
         "Alert details",
-        list(by_key),
+        options,
+        index=options.index(picked) if picked in by_key else 0,
         format_func=lambda k: shorten(
             f"{by_key[k].severity} · {by_key[k].service} · {by_key[k].name} · {by_key[k].summary}",
             140,
         ),
         key=f"live-alert-{digest}",
     )
+    if picked is not None and picked not in by_key:
+        st.caption("The alert picked before has left this page of the feed.")
+    st.session_state["live-alert-picked"] = chosen
     alert = read_feed_alert(by_key[chosen])
     if alert is None:
         st.info("This alert is no longer in the feed: it expired or the feed was cleared.")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from opsforge_core.models import Alert, KnowledgeItem, MetricSeries, Pattern, utcnow
@@ -100,6 +101,24 @@ def test_live_page_with_10000_alerts_pages_and_downsamples(store: Store, app: Ap
     app.toggle(key="live-firing").set_value(True).run()
     assert app.number_input(key="live-page").max == 100
     assert set(app.dataframe[0].value["status"]) == {"firing"}
+
+
+def test_live_details_keep_picked_alert_when_rows_change(store: Store, app: AppTest) -> None:
+    store.upsert_alerts(feed_alerts(20))
+    open_page(app, "live")
+    app.selectbox[0].select_index(3).run()
+    picked = app.selectbox[0].value
+    # A new alert lands at the top of the table, so the rows on the page change. The feed is
+    # cached for one refresh interval, which the refresh below must not wait for.
+    newest = Alert("feed-new", "api", "ProbeNew", "checkout", "critical", "firing",
+                   "newest alert", utcnow() - timedelta(seconds=1))  # fmt: skip
+    store.upsert_alerts([newest])
+    st.cache_data.clear()
+    app.run()
+    no_exception(app)
+    assert app.selectbox[0].options[0].startswith("critical · checkout · ProbeNew")
+    assert app.selectbox[0].value == picked
+    assert picked.startswith("feed-")
 
 
 def test_live_page_marks_anomalies(store: Store, app: AppTest) -> None:
