@@ -3,9 +3,9 @@
 Generates simulator storms of growing size (fixed seeds) and measures:
 
 - analysis: ``Orchestrator.handle_incident`` with offline synthesis and a fresh SQLite store.
-  The 500-alert incident runs seven times and each size of the growth series three times, in
-  one store, and each reports the median. Every size runs in its own child process, so the
-  peak resident set size (max RSS) it reports is its own;
+  The 500-alert incident runs seven times and each size of the growth series three times,
+  each run in a fresh store, and each reports the median. Every size runs in its own child
+  process, so the peak resident set size (max RSS) it reports is its own;
 - ingestion: ``handle_alerts`` on JSON bodies of 500 alerts (parse, deduplicate, store) into
   SQLite and into dynalite, which is started on a free loopback port (needs ``npm install``);
 - the Live page: a server-side AppTest render over a feed of 10,000 alerts and 200 series,
@@ -82,16 +82,18 @@ def analyze_once(alerts: int, series: int, points: int, runs: int) -> dict[str, 
     settings = _offline_settings()
     times: list[float] = []
     cpu: list[float] = []
-    with tempfile.TemporaryDirectory() as folder:
-        store = SQLiteStore(Path(folder) / "scale.db")
-        store.init()
-        orchestrator = Orchestrator(store=store, settings=settings)
-        for _ in range(runs):
+    for attempt in range(runs):
+        # A fresh store for each run: in a shared one each run would also recall the ones
+        # before it, which is a different measurement from analyzing one incident.
+        with tempfile.TemporaryDirectory() as folder:
+            store = SQLiteStore(Path(folder) / f"scale-{attempt}.db")
+            store.init()
+            orchestrator = Orchestrator(store=store, settings=settings)
             started, cpu_started = time.perf_counter(), time.process_time()
             report = orchestrator.handle_incident(run.alerts, run.series, graph=graph)
             times.append(time.perf_counter() - started)
             cpu.append(time.process_time() - cpu_started)
-        store.close()
+            store.close()
     request = SynthesisRequest(
         incident_id=report.incident_id,
         alerts=run.alerts,
