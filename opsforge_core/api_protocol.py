@@ -10,20 +10,31 @@ it without two checks that h11 makes:
 - A request line without an HTTP version (HTTP/0.9) is served. This protocol responds with 400,
   as h11 does.
 
+Neither parser limits how long a request head may take to arrive, so a client that sends part of
+a head and stalls holds its connection open for good. This protocol responds with 408 and closes
+the connection when a head is still incomplete ``HEAD_TIMEOUT_SECONDS`` after the connection
+opened or after the head's first byte (nginx's ``client_header_timeout`` does the same in front).
+
 ``serve`` uses this class when httptools is installed and h11 otherwise.
 """
 
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+if TYPE_CHECKING:
+    import asyncio
 
 logger = logging.getLogger(__name__)
 
 # The default of uvicorn's h11_max_incomplete_event_size, so both parsers accept the same heads.
 MAX_INCOMPLETE_HEAD_BYTES = 16 * 1024
 SUPPORTED_HTTP_VERSIONS = frozenset({"1.0", "1.1"})
+# Read when each timer starts, so a test can shorten it.
+HEAD_TIMEOUT_SECONDS = 15.0
 
 
 class UnsupportedHTTPVersionError(Exception):
@@ -37,11 +48,22 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self._awaiting_head = True
         self._head_bytes = 0
+        self._head_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._start_head_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_timer()
+        super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
         # Bytes are counted only while a head is incomplete. A chunk that also completes the
         # head resets the count, so body bytes never count against the limit.
         if self._awaiting_head:
+            if self._head_timer is None:
+                self._start_head_timer()
             self._head_bytes += len(data)
         super().data_received(data)
         if (
@@ -54,6 +76,7 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._awaiting_head = False
         self._head_bytes = 0
+        self._stop_head_timer()
         version = self.parser.get_http_version()
         if version not in SUPPORTED_HTTP_VERSIONS:
             # httptools turns an error raised here into HttpParserError, and uvicorn handles that
@@ -65,18 +88,47 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         self._awaiting_head = True
         super().on_message_complete()
 
-    def _reject_large_head(self) -> None:
-        client = f"{self.client[0]}:{self.client[1]}" if self.client else "-"
+    def _start_head_timer(self) -> None:
+        self._head_timer = self.loop.call_later(HEAD_TIMEOUT_SECONDS, self._head_timed_out)
+
+    def _stop_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if not self._awaiting_head or self.transport.is_closing():
+            return
         logger.warning(
-            "closed connection from %s: request head still incomplete after %d bytes",
-            client,
+            "closed connection from %s: request head incomplete after %.0f s (%d bytes)",
+            self._client_text(),
+            HEAD_TIMEOUT_SECONDS,
             self._head_bytes,
         )
-        message = f"Request head is larger than {MAX_INCOMPLETE_HEAD_BYTES} bytes.\n".encode()
+        self._respond_and_close(408, "Request Timeout", "Request head timed out.\n")
+
+    def _reject_large_head(self) -> None:
+        logger.warning(
+            "closed connection from %s: request head still incomplete after %d bytes",
+            self._client_text(),
+            self._head_bytes,
+        )
+        message = f"Request head is larger than {MAX_INCOMPLETE_HEAD_BYTES} bytes.\n"
+        self._respond_and_close(431, "Request Header Fields Too Large", message)
+
+    def _client_text(self) -> str:
+        return f"{self.client[0]}:{self.client[1]}" if self.client else "-"
+
+    def _respond_and_close(self, status: int, reason: str, message: str) -> None:
+        body = message.encode()
         self.transport.write(
-            b"HTTP/1.1 431 Request Header Fields Too Large\r\n"
-            b"content-type: text/plain; charset=utf-8\r\n"
-            b"content-length: " + str(len(message)).encode("ascii") + b"\r\n"
-            b"connection: close\r\n\r\n" + message
+            f"HTTP/1.1 {status} {reason}\r\n".encode()
+            + b"content-type: text/plain; charset=utf-8\r\n"
+            + b"content-length: "
+            + str(len(body)).encode("ascii")
+            + b"\r\n"
+            + b"connection: close\r\n\r\n"
+            + body
         )
         self.transport.close()

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from opsforge_core import api_protocol
 from opsforge_core.store import open_store
 from opsforge_core.store.base import Store
 from tests.api.server import TOKEN, ApiServer, api_settings
@@ -149,6 +150,23 @@ def test_chunked_over_limit_413(wire: tuple[ApiServer, Store]) -> None:
 
     assert _status(answer) == 413
     assert table_counts(store) == before
+
+
+@pytest.mark.parametrize(
+    "partial",
+    [b"POST /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1\r\n", b"GET /healthz\r\n", b""],
+    ids=["half-head", "http09-line", "silent"],
+)
+def test_stalled_head_times_out(
+    wire: tuple[ApiServer, Store], partial: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, _ = wire
+    monkeypatch.setattr(api_protocol, "HEAD_TIMEOUT_SECONDS", 0.5)
+
+    answer = _exchange(server.port, partial, timeout=5.0)
+
+    assert _status(answer) == 408, answer[:200]
+    assert b"connection: close" in answer.lower()
 
 
 def test_slow_client_does_not_block_others(wire: tuple[ApiServer, Store]) -> None:
