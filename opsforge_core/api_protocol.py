@@ -11,7 +11,7 @@ it without two checks that h11 makes:
   as h11 does.
 
 Neither parser limits how long a request head may take to arrive, so a client that sends part of
-a head and stalls holds its connection open for good. This protocol responds with 408 and closes
+a head and stalls keeps its connection open for good. This protocol responds with 408 and closes
 the connection when a head is still incomplete ``HEAD_TIMEOUT_SECONDS`` after the connection
 opened or after the head's first byte (nginx's ``client_header_timeout`` does the same in front).
 
