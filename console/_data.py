@@ -23,7 +23,7 @@ from opsforge_core.models import (
     Rejection,
     utcnow,
 )
-from opsforge_core.store.base import IncidentFilter
+from opsforge_core.store.base import IncidentFilter, Page
 
 logger = logging.getLogger(__name__)
 
@@ -66,22 +66,31 @@ def rounded_end(moment: datetime) -> datetime:
     return moment - timedelta(seconds=moment.timestamp() % FEED_TTL_SECONDS)
 
 
+def read_newest(read_page: Callable[..., Page], since: datetime) -> tuple[list, bool]:
+    """Read pages from ``read_page(since=, limit=, cursor=)`` until ``MAX_FEED_ALERTS`` items.
+
+    Return the items, newest first, and whether the window contains more than were read.
+    """
+    items: list = []
+    cursor: str | None = None
+    while True:
+        page = read_page(since=since, limit=FEED_PAGE, cursor=cursor)
+        items.extend(page.items)
+        cursor = page.cursor
+        if cursor is None or len(items) >= MAX_FEED_ALERTS:
+            break
+    return items[:MAX_FEED_ALERTS], cursor is not None or len(items) > MAX_FEED_ALERTS
+
+
 @st.cache_data(ttl=FEED_TTL_SECONDS, show_spinner=False, max_entries=8)
 def _feed(key: tuple[tuple[str, str], ...], minutes: int, end: datetime) -> dict[str, Any]:
     store = get_store()
     since = end - timedelta(minutes=minutes)
-    alerts: list[Alert] = []
-    cursor: str | None = None
-    while True:
-        page = store.recent_alerts(since=since, limit=FEED_PAGE, cursor=cursor)
-        alerts.extend(page.items)
-        cursor = page.cursor
-        if cursor is None or len(alerts) >= MAX_FEED_ALERTS:
-            break
+    alerts, cut = read_newest(store.recent_alerts, since)
     series = store.recent_metrics(since=since)
     return {
-        "alerts": alerts[:MAX_FEED_ALERTS],
-        "cut": cursor is not None or len(alerts) > MAX_FEED_ALERTS,
+        "alerts": alerts,
+        "cut": cut,
         "series": series,
         "end": end,
     }

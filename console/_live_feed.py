@@ -19,8 +19,8 @@ import streamlit as st
 from console._data import (
     FEED_PAGE,
     FEED_TTL_SECONDS,
-    MAX_FEED_ALERTS,
     feed_end,
+    read_newest,
     rounded_end,
     scan_series,
 )
@@ -48,18 +48,11 @@ class FeedAlert(NamedTuple):
 def _live_feed(key: tuple[tuple[str, str], ...], minutes: int, end: datetime) -> dict[str, Any]:
     store = get_store()
     since = end - timedelta(minutes=minutes)
-    rows: list[tuple] = []
-    cursor: str | None = None
-    while True:
-        page = store.recent_alert_rows(since=since, limit=FEED_PAGE, cursor=cursor)
-        rows.extend(page.items)
-        cursor = page.cursor
-        if cursor is None or len(rows) >= MAX_FEED_ALERTS:
-            break
+    rows, cut = read_newest(store.recent_alert_rows, since)
     series = store.recent_metrics(since=since)
     return {
-        "alerts": alert_frame(rows[:MAX_FEED_ALERTS]),
-        "cut": cursor is not None or len(rows) > MAX_FEED_ALERTS,
+        "alerts": alert_frame(rows),
+        "cut": cut,
         "series": series,
         "anomalies": scan_series(series),
         "end": end,
