@@ -168,9 +168,10 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
 async def warm_up(port: int, result: LoadResult, count: int = 20) -> None:
     """Send requests one at a time before the timed run; record the first one's latency.
 
-    The API opens its store and builds its orchestrator on the first request, which takes
-    seconds and would otherwise queue the first second of the schedule behind it. Each request
-    goes on a new connection, so the kernel spreads them over every worker process.
+    Each worker opens its store and builds its orchestrator at start-up. The first requests
+    still pay for lazy imports and cold caches in each worker, which would otherwise land in the
+    first second of the schedule. Each request goes on a new connection, so the kernel spreads
+    them over every worker process.
     """
     pool = ConnectionPool(port, 1)
     started = datetime.now(UTC)
