@@ -123,7 +123,7 @@ def _as_read_back(alerts: list[Alert]) -> list[Alert]:
     """Rebuild ``alerts`` from their stored form, one after the other, as the store returns them.
 
     The storm generator sorts its alerts by start time after creating them, which leaves
-    neighbours in the list far apart in memory; alerts read from the store or parsed from a
+    neighbours in the list far apart in memory. Alerts read from the store or parsed from a
     request body are allocated in list order. At 100,000 alerts the scattered layout alone cost
     about 0.5 s of CPU, which is the generator's and not the analysis's.
     """
@@ -315,7 +315,7 @@ def check_targets(figures: dict[str, Any]) -> list[dict[str, Any]]:
             TARGETS["live_points_per_chart"], "points")  # fmt: skip
     prompts = [row for row in [small, *growth.values()] if row]
     if prompts:
-        # Speed counts only while the answer stays right: every storm's cause is known.
+        # Speed counts only while the result stays right, and every storm's cause is known.
         right = sum(row["root_cause"] == row["true_root_cause"] for row in prompts)
         add("analyses naming the true root cause", right, len(prompts), "runs",
             higher_is_better=True)  # fmt: skip

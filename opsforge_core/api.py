@@ -61,8 +61,9 @@ HANDLER_THREADS = 40
 class _Runtime:
     """The settings, store, orchestrator and handler threads of one app.
 
-    The server's start-up opens the store (``prepare``); if it is down then, the first use opens
-    it instead, so the server still starts and /healthz reports the cause. A SQLite store is wrapped in ``GroupCommitStore``.
+    The server's start-up opens the store (``prepare``). If the store is down then, the first
+    use opens it instead, so the server still starts and /healthz reports the cause. A SQLite
+    store is wrapped in ``GroupCommitStore``.
     """
 
     def __init__(

@@ -22,10 +22,10 @@ from opsforge_core.report_text import format_report
 logger = logging.getLogger(__name__)
 
 # The default worker count is one per CPU up to this many. Every worker waits for the same
-# SQLite write lock and holds its own store and orchestrator (about 160 MB in bench.load), so
+# SQLite write lock and keeps its own store and orchestrator (about 150 MB in bench.load), so
 # more processes add memory and lock waits sooner than they add throughput.
 MAX_DEFAULT_API_WORKERS = 4
-# Each worker holds its own store connection and orchestrator; more than this is a mistake.
+# Each worker keeps its own store connection and orchestrator, so more than this is a mistake.
 MAX_API_WORKERS = 64
 
 

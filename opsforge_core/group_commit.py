@@ -8,9 +8,9 @@ queue with a single ``upsert_alerts`` call on the wrapped store while the others
 caller returns only after the transaction that contains its alerts has committed, so an API
 request that returns 2xx afterwards returns it only for stored alerts.
 
-The combined call gives each alert the outcome that calls made one after another in queue order
-would give: the backend reads the stored copies once and then follows its own writes, so a
-repeat of an alert queued earlier in the same group is reported as ``unchanged``.
+The combined call gives each alert the outcome it would get from separate calls made in queue
+order. The backend reads the stored copies once and then follows its own writes, so a repeat of
+an alert queued earlier in the same group is reported as ``unchanged``.
 """
 
 from __future__ import annotations

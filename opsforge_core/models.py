@@ -25,7 +25,7 @@ SEVERITIES: tuple[str, ...] = ("critical", "high", "warning", "info")
 # Higher is worse; used to compare and to take the maximum severity of a group.
 SEVERITY_RANK: dict[str, int] = {"info": 0, "warning": 1, "high": 2, "critical": 3}
 # The longest fingerprint, in UTF-8 bytes, that every store can key an alert by (DynamoDB's
-# sort key holds the start time as well, within its 1,024 bytes).
+# sort key contains the start time as well, within its 1,024 bytes).
 MAX_FINGERPRINT_BYTES = 900
 
 

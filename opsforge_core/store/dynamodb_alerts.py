@@ -86,7 +86,7 @@ class AlertDelivery:
     ) -> tuple[list[AlertUpsert], int | None]:
         """Decide the alerts of key ``ts`` in delivery order, each against the copy before it.
 
-        Returns their upserts and the position of the alert to write, None when the stored
+        Return their upserts and the position of the alert to write, None when the stored
         copy stays as it is. An expired item counts as absent.
         """
         current, digest = None, None

@@ -1,8 +1,8 @@
 """The root-cause agent on the connection-pool storm, with whole cells and a cut-short cell.
 
-The storm's cells are tied to the shared database only through each cell's ``users`` service,
-so the agent can name the database only when those callers are observed; the generator keeps
-them first in every cell (tests/simulator/test_storm.py covers that part).
+The storm's cells reach the shared database only through each cell's ``users`` service, so
+the agent can name the database only when those callers are observed. The generator keeps them
+first in every cell, which tests/simulator/test_storm.py covers.
 """
 
 from __future__ import annotations

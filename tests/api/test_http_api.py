@@ -337,8 +337,8 @@ def test_analyze_serializes_decimal(tmp_path: Path, events_dir: Path) -> None:
 
 
 def test_overlong_fingerprint_rejected_alone(api: ApiServer, webhook: dict[str, Any]) -> None:
-    # A fingerprint no store can key by once failed the whole delivery with a 503, which an
-    # Alertmanager retries forever; now only that alert is rejected.
+    # A fingerprint too long for the store's key must reject only its own alert. A 503 for the
+    # whole delivery would make Alertmanager retry it forever.
     body = copy.deepcopy(webhook)
     body["alerts"][0]["fingerprint"] = "f" * 901
     response = _post(api, "/api/v1/alerts/alertmanager", body)

@@ -29,6 +29,7 @@ def sent_model_id(provider: str) -> str:
 
     return anthropic_model_name(MODEL_ID) if provider == "anthropic" else MODEL_ID
 
+
 GOOD_ANSWER = {
     "summary": "The db connection pool is exhausted; api and web time out waiting on it.",
     "root_cause": "db",

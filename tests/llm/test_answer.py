@@ -94,7 +94,6 @@ def test_boolean_confidence_rejected():
     assert checked.confidence == 0.9
 
 
-
 def test_empty_evidence_list_not_flagged():
     checked = _check(json.dumps(dict(GOOD_ANSWER, evidence=[])))
     assert checked.evidence == []

@@ -41,7 +41,7 @@ def test_storm_spreads_to_many_cells(storm) -> None:
 
 
 @pytest.mark.parametrize("n_series", [20, 200, 400])
-def test_storm_keeps_the_database_callers_of_every_kept_cell(n_series) -> None:
+def test_storm_keeps_database_callers(n_series) -> None:
     # Each cell reaches users-db only through its users service; a cell observed without it is
     # cut off from the root cause.
     run = generate_storm(n_alerts=200, n_series=n_series, points=60, seed=3)
